@@ -1,0 +1,14 @@
+rule mux_master:
+    """The master: the encoded shards, every audio track and the chapters in one MKV."""
+    input:
+        shards=encoded_shards,
+        audio=audio_tracks,
+        probe=PROBE,
+    output:
+        master=MASTER,
+    params:
+        disc=DISC,
+    log:
+        f"{LOGS}/mux_master.log",
+    script:
+        "../scripts/mux_master.py"

@@ -1,0 +1,86 @@
+"""Finding and running ffmpeg/ffprobe: argument lists only, never shell strings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+from .errors import RemasterError
+
+
+def tool(name: str) -> str:
+    """Return the path of `ffmpeg` or `ffprobe`: $REMASTER_FFMPEG / $REMASTER_FFPROBE, else PATH."""
+    override = os.environ.get(f"REMASTER_{name.upper()}")
+    found = override or shutil.which(name)
+    if not found:
+        raise RemasterError(
+            f"{name} not found: install it (Debian: apt-get install ffmpeg) or set REMASTER_{name.upper()}"
+        )
+    return found
+
+
+def ffmpeg_args(*args: str | os.PathLike) -> list[str]:
+    """The ffmpeg command line with quiet, non-interactive defaults prepended."""
+    return [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", *map(str, args)]
+
+
+def run(cmd: list[str], *, what: str) -> subprocess.CompletedProcess:
+    """Run a command, raising a one-line RemasterError (with ffmpeg's last message) when it fails."""
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RemasterError(f"{what} failed (exit {result.returncode}): {last}")
+    return result
+
+
+def input_path(path: str | os.PathLike) -> str:
+    """A path ffmpeg reads as a file even when it starts with '-' or contains ':'."""
+    return "file:" + str(Path(path).absolute())
+
+
+def ffprobe_json(path: str | os.PathLike, *extra: str) -> dict:
+    """ffprobe's JSON description (format, streams, chapters) of a file."""
+    cmd = [tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+           "-show_chapters", *extra, input_path(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RemasterError(f"{path}: ffprobe cannot read it as video ({last})")
+    return json.loads(result.stdout)
+
+
+def frame_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float]:
+    """Presentation time (s) of every decoded frame of a video stream, in output order."""
+    cmd = [tool("ffprobe"), "-v", "error", "-select_streams", stream, "-show_entries",
+           "frame=best_effort_timestamp_time", "-of", "csv=p=0", input_path(path)]
+    result = run(cmd, what=f"{path}: counting frames")
+    times = []
+    for line in result.stdout.splitlines():
+        value = line.strip().rstrip(",")
+        if value and value != "N/A":
+            times.append(float(value))
+        elif value == "N/A":
+            raise RemasterError(f"{path}: a frame has no timestamp; the stream is damaged")
+    return times
+
+
+def count_packets(path: str | os.PathLike, stream: str = "v:0") -> int:
+    """Number of packets of a stream; one packet per frame for the intra-only codecs of our shards."""
+    cmd = [tool("ffprobe"), "-v", "error", "-select_streams", stream, "-count_packets", "-show_entries",
+           "stream=nb_read_packets", "-of", "csv=p=0", input_path(path)]
+    result = run(cmd, what=f"{path}: counting packets")
+    return int(result.stdout.strip().rstrip(","))
+
+
+def fraction(text: str) -> Fraction:
+    """ffprobe's "30000/1001" or "4:3" as a Fraction (0 when unknown)."""
+    text = text.replace(":", "/")
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+    return value

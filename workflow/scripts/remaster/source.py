@@ -1,0 +1,55 @@
+"""What the user pointed `source:` at: a VIDEO_TS folder, VOB files, or any video file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RemasterError
+
+VOB_NAME = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The title's files in play order; several parts are concatenated before probing."""
+
+    parts: tuple[Path, ...]
+    kind: str  # "video_ts", "vobs" or "file"
+
+    @property
+    def needs_concat(self) -> bool:
+        return len(self.parts) > 1
+
+
+def _title_vobs(folder: Path) -> list[Path]:
+    """The VOBs of the largest title set in a VIDEO_TS folder (VTS_xx_1..N; never the menu VTS_xx_0)."""
+    sets: dict[str, list[tuple[int, Path]]] = {}
+    for path in folder.iterdir():
+        match = VOB_NAME.match(path.name)
+        if match and int(match.group(2)) >= 1:
+            sets.setdefault(match.group(1), []).append((int(match.group(2)), path))
+    if not sets:
+        raise RemasterError(f"{folder}: no title VOBs (VTS_xx_1.VOB …) in this folder; point source: at a VIDEO_TS folder or a video file")
+    largest = max(sets.values(), key=lambda vobs: sum(p.stat().st_size for _, p in vobs))
+    return [path for _, path in sorted(largest)]
+
+
+def resolve_source(source: str | list[str]) -> Source:
+    """Turn the `source:` config value into the title's parts, checking that they exist."""
+    if isinstance(source, (list, tuple)):
+        parts = [Path(p) for p in source]
+        for part in parts:
+            if not part.is_file():
+                raise RemasterError(f"{part}: source file not found; check source: in your config")
+        if not parts:
+            raise RemasterError("source: is an empty list; give a VIDEO_TS folder, VOB files or a video file")
+        return Source(tuple(parts), "vobs" if len(parts) > 1 else "file")
+    path = Path(source)
+    if path.is_dir():
+        folder = path / "VIDEO_TS" if (path / "VIDEO_TS").is_dir() else path
+        return Source(tuple(_title_vobs(folder)), "video_ts")
+    if path.is_file():
+        return Source((path,), "file")
+    raise RemasterError(f"{path}: source not found; check source: in your config")
