@@ -35,6 +35,8 @@ rule all:
     default_target: True
     input:
         MASTER,
+        # the upscaled shards are kept (GPU-hours each): a deleted one is redone, and all after it
+        upscaled_shards,
 
 
 rule probe:

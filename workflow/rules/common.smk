@@ -1,6 +1,7 @@
 """Config loading and input functions; no rules here, and nothing heavy (this runs in every job)."""
 
 import json
+from dataclasses import asdict
 from functools import lru_cache
 
 from snakemake.exceptions import WorkflowError
@@ -24,6 +25,7 @@ RESULTS = f"results/{DISC}"
 LOGS = f"logs/{DISC}"
 BENCHMARKS = f"benchmarks/{DISC}"
 MASTER = str(SETTINGS.output)
+ENV = "../envs/remaster.yaml"
 PROBE = f"{RESULTS}/probe_source/probe.json"
 
 
@@ -51,6 +53,10 @@ def probe_data():
 
 def shards(wildcards=None):
     return shard_names(probe_data()["frame_count"], SETTINGS.shard_frames)
+
+
+def upscaled_shards(wildcards):
+    return expand(f"{RESULTS}/upscale_shard/{{shard}}.mkv", shard=shards())
 
 
 def encoded_shards(wildcards):

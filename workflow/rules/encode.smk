@@ -5,15 +5,18 @@ rule encode_shard:
         probe=PROBE,
     output:
         video=ensure(f"{RESULTS}/encode_shard/{{shard}}.mkv", non_empty=True),
-    params:
-        encoder=SETTINGS.encoder,
     log:
         f"{LOGS}/encode_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/encode_shard/{{shard}}.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=240,
+    params:
+        # a plain dict, which Snakemake compares between runs: a change re-encodes (and never re-upscales)
+        encoder=asdict(SETTINGS.encoder),
     script:
         "../scripts/encode_shard.py"

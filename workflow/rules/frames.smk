@@ -6,9 +6,11 @@ rule extract_shard:
         frames=rules.probe_source.output.frames,
     output:
         shard=temp(f"{RESULTS}/extract_shard/{{shard}}.mkv"),
-    params:
-        shard_frames=SETTINGS.shard_frames,
     log:
         f"{LOGS}/extract_shard/{{shard}}.log",
+    conda:
+        ENV
+    params:
+        shard_frames=SETTINGS.shard_frames,
     script:
         "../scripts/extract_shard.py"

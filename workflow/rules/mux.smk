@@ -6,9 +6,11 @@ rule mux_master:
         probe=PROBE,
     output:
         master=MASTER,
-    params:
-        disc=DISC,
     log:
         f"{LOGS}/mux_master.log",
+    conda:
+        ENV
+    params:
+        disc=DISC,
     script:
         "../scripts/mux_master.py"

@@ -6,6 +6,8 @@ rule concat_vobs:
         title=f"{RESULTS}/concat_vobs/title.vob",
     log:
         f"{LOGS}/concat_vobs.log",
+    conda:
+        ENV
     script:
         "../scripts/concat_vobs.py"
 
@@ -17,11 +19,13 @@ checkpoint probe_source:
     output:
         probe=PROBE,
         frames=f"{RESULTS}/probe_source/frames.txt",
+    log:
+        f"{LOGS}/probe_source.log",
+    conda:
+        ENV
     params:
         parts=[str(part) for part in SOURCE.parts],
         shard_frames=SETTINGS.shard_frames,
-    log:
-        f"{LOGS}/probe_source.log",
     script:
         "../scripts/probe_source.py"
 
@@ -34,5 +38,7 @@ rule extract_audio:
         audio=f"{RESULTS}/extract_audio/audio.mka",
     log:
         f"{LOGS}/extract_audio.log",
+    conda:
+        ENV
     script:
         "../scripts/extract_audio.py"

@@ -4,19 +4,21 @@ import json
 from pathlib import Path
 
 from remaster import media
-from remaster.errors import RemasterError
 from remaster.encode import encode_command
+from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
+from remaster.settings import EncoderSettings
 from remaster.shards import atomic_output
 
 log = step_logger("encode_shard", snakemake.log[0])
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     upscaled = Path(snakemake.input.shard)
+    encoder = EncoderSettings(**snakemake.params.encoder)
     with atomic_output(Path(snakemake.output.video)) as tmp:
-        cmd = encode_command(upscaled, tmp, snakemake.params.encoder, probe["video"]["sar"])
+        cmd = encode_command(upscaled, tmp, encoder, probe["video"]["sar"])
         media.run(cmd, what=f"{upscaled}: encoding")
         expected, stored = media.count_packets(upscaled), media.count_packets(tmp)
         if stored != expected:
             raise RemasterError(f"{upscaled}: the encode holds {stored} frames, not {expected}")
-    log.info("encoded %s: %d frames with %s", snakemake.output.video, stored, snakemake.params.encoder.codec)
+    log.info("encoded %s: %d frames with %s", snakemake.output.video, stored, encoder.codec)

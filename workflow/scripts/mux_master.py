@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from remaster import media
-from remaster.errors import RemasterError
 from remaster.encode import concat_list, mux_command
+from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
 from remaster.shards import atomic_output
 
