@@ -4,8 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  if [ "$(id -u)" -eq 0 ]; then apt-get update -q && apt-get install -y -q ffmpeg; else sudo apt-get update -q && sudo apt-get install -y -q ffmpeg; fi
+# ffmpeg runs the workflow; dvdauthor and lsdvd make and cross-check the test discs with IFOs
+packages=()
+for tool in ffmpeg ffprobe dvdauthor lsdvd; do
+  command -v "$tool" >/dev/null || packages+=("$([ "$tool" = ffprobe ] && echo ffmpeg || echo "$tool")")
+done
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -q && $sudo apt-get install -y -q "${packages[@]}"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,20 +62,27 @@ def test_settings_refuse_bad_values():
 
 
 def test_each_shard_is_cut_frame_exactly(tmp_path, demo_disc):
-    """Shards extracted by seeking hold exactly the frames a full decode gives, in order."""
+    """Shards cut from the prepared title hold exactly its frames, in order, each once."""
+    from remaster.plan import make_plan
+    from remaster.prepare import prepare_title
+    from remaster.settings import FrontEndSettings
+
     title = tmp_path / "title.vob"
     shards.concat_files([demo_disc / "VTS_01_1.VOB", demo_disc / "VTS_01_2.VOB"], title)
     description, timestamps = probe_title(title)
     assert description["frame_count"] == len(timestamps) == 24
-    reference = tmp_path / "reference.mkv"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(title), "-map", "0:v:0", "-c:v", "ffv1", str(reference)], check=True)
+    plan = make_plan(description, FrontEndSettings(scan="progressive"), title=title, scale=2)
+    prepared = tmp_path / "prepared.mkv"
+    facts = prepare_title(title, plan, prepared, expected_seconds=description["video"]["duration"],
+                          log=logging.getLogger("test"))
+    assert facts["frame_count"] == 24 and (facts["width"], facts["height"]) == (640, 480)
     pieces = []
     for k in range(shards.shard_count(24, 7)):
         start, end = shards.shard_bounds(24, 7, k)
         out = tmp_path / f"{k}.mkv"
-        shards.extract_shard(title, out, timestamps, start, end, logging.getLogger("test"))
+        shards.cut_shard(prepared, out, start, end, facts["fps"], logging.getLogger("test"))
         pieces += frame_hashes(out)
-    assert pieces == frame_hashes(reference)
+    assert pieces == frame_hashes(prepared)
 
 
 def test_concat_list_quotes_awkward_paths():

@@ -2,7 +2,7 @@ rule encode_shard:
     """One upscaled shard in the delivery codec; shards join later by stream copy."""
     input:
         shard=rules.upscale_shard.output.shard,
-        probe=PROBE,
+        plan=PLAN,
     output:
         video=ensure(f"{RESULTS}/encode_shard/{{shard}}.mkv", non_empty=True),
     log:

@@ -1,9 +1,8 @@
 rule extract_shard:
-    """Frames [start, end) of the title, lossless (FFV1), ready for the models."""
+    """Frames [start, end) of the prepared title, cut by stream copy, ready for the models."""
     input:
-        title=title_file(),
-        probe=PROBE,
-        frames=rules.probe_source.output.frames,
+        prepared=rules.prepare_title.output.prepared,
+        facts=PREPARED,
     output:
         shard=temp(f"{RESULTS}/extract_shard/{{shard}}.mkv"),
     log:

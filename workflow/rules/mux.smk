@@ -3,7 +3,10 @@ rule mux_master:
     input:
         shards=encoded_shards,
         audio=audio_tracks,
+        subtitles=subtitle_tracks,
         probe=PROBE,
+        plan=PLAN,
+        facts=PREPARED,
     output:
         master=MASTER,
     log:

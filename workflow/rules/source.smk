@@ -12,7 +12,7 @@ rule concat_vobs:
         "../scripts/concat_vobs.py"
 
 
-checkpoint probe_source:
+rule probe_source:
     """Streams, frame count and times, geometry, languages, chapters: what every later step relies on."""
     input:
         title=title_file(),
@@ -25,7 +25,7 @@ checkpoint probe_source:
         ENV
     params:
         parts=[str(part) for part in SOURCE.parts],
-        shard_frames=SETTINGS.shard_frames,
+        source=SETTINGS.source,
     script:
         "../scripts/probe_source.py"
 
@@ -42,3 +42,59 @@ rule extract_audio:
         ENV
     script:
         "../scripts/extract_audio.py"
+
+
+rule plan_disc:
+    """The front end's decisions (scan, fields, rate, geometry, crop, colour, languages, chapters), with evidence."""
+    input:
+        title=title_file(),
+        probe=PROBE,
+    output:
+        plan=PLAN,
+    log:
+        f"{LOGS}/plan_disc.log",
+    conda:
+        ENV
+    params:
+        frontend=asdict(SETTINGS.frontend),
+        scale=SETTINGS.upscale.scale,
+        source=SETTINGS.source,
+        disc=DISC,
+    script:
+        "../scripts/plan_disc.py"
+
+
+checkpoint prepare_title:
+    """The title made progressive, square-pixel and constant-rate, once, losslessly; shards are cut from it."""
+    input:
+        title=title_file(),
+        probe=PROBE,
+        plan=PLAN,
+    output:
+        prepared=f"{RESULTS}/prepare_title/prepared.mkv",
+        facts=PREPARED,
+    log:
+        f"{LOGS}/prepare_title.log",
+    benchmark:
+        f"{BENCHMARKS}/prepare_title.tsv"
+    conda:
+        ENV
+    threads: 4
+    params:
+        retime=SETTINGS.frontend.fps != "auto",
+    script:
+        "../scripts/prepare_title.py"
+
+
+rule extract_subtitles:
+    """Every subtitle stream (DVD VobSub as is), stream-copied into one Matroska file."""
+    input:
+        title=title_file(),
+    output:
+        subtitles=f"{RESULTS}/extract_subtitles/subtitles.mks",
+    log:
+        f"{LOGS}/extract_subtitles.log",
+    conda:
+        ENV
+    script:
+        "../scripts/extract_subtitles.py"

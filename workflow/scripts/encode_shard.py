@@ -12,11 +12,11 @@ from remaster.shards import atomic_output
 
 log = step_logger("encode_shard", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    plan = json.loads(Path(snakemake.input.plan).read_text())
     upscaled = Path(snakemake.input.shard)
     encoder = EncoderSettings(**snakemake.params.encoder)
     with atomic_output(Path(snakemake.output.video)) as tmp:
-        cmd = encode_command(upscaled, tmp, encoder, probe["video"]["sar"])
+        cmd = encode_command(upscaled, tmp, encoder, plan["colour"]["in"])
         media.run(cmd, what=f"{upscaled}: encoding")
         expected, stored = media.count_packets(upscaled), media.count_packets(tmp)
         if stored != expected:

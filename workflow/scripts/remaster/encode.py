@@ -10,15 +10,28 @@ from .settings import EncoderSettings
 BT709 = ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv"]
 
 
-def encode_command(upscaled: Path, out_tmp: Path, encoder: EncoderSettings, sar: str) -> list[str]:
+def colour_filter(colour_in: dict) -> str | None:
+    """The upscaled shards hold BT.709-matrix YUV in the source's primaries and transfer: convert those once.
+
+    None when the source already is BT.709 (an HD source); SD sources get SMPTE-170M or BT.470BG → BT.709.
+    """
+    primaries, trc = colour_in.get("color_primaries", "bt709"), colour_in.get("color_trc", "bt709")
+    if primaries == "bt709" and trc == "bt709":
+        return None
+    return (f"colorspace=space=bt709:primaries=bt709:trc=bt709:range=tv:ispace=bt709:iprimaries={primaries}"
+            f":itrc={trc}:irange=tv")
+
+
+def encode_command(upscaled: Path, out_tmp: Path, encoder: EncoderSettings, colour_in: dict) -> list[str]:
     """ffmpeg encoding one lossless upscaled shard to the delivery codec; shards join by stream copy."""
     codec_args = ["-c:v", encoder.codec, "-pix_fmt", encoder.pix_fmt]
     if encoder.codec in ("libx264", "libx265", "libsvtav1"):
         codec_args += ["-crf", str(encoder.crf), "-preset", str(encoder.preset)]
     if encoder.codec == "libx265":
         codec_args += ["-x265-params", "log-level=error"]
+    filters = ",".join(f for f in (colour_filter(colour_in), "setsar=1") if f)
     return media.ffmpeg_args(
-        "-i", media.input_path(upscaled), "-map", "0:v:0", "-vf", f"setsar={sar.replace(':', '/')}",
+        "-i", media.input_path(upscaled), "-map", "0:v:0", "-vf", filters,
         *codec_args, *BT709, *encoder.extra_args, "-an", "-sn", "-f", "matroska", str(out_tmp),
     )
 
@@ -32,30 +45,47 @@ def concat_list(shards: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mux_command(list_file: Path, out_tmp: Path, *, video_offset: float, audio: Path | None, probe: dict,
-                chapters_from: Path | None, title: str | None) -> list[str]:
-    """ffmpeg joining the encoded shards, every audio track (stream copy) and the chapters into one MKV.
+def chapters_metadata(chapters: list[float], end: float) -> str:
+    """An FFMETADATA file holding the chapters (start times in seconds), each ending where the next starts."""
+    lines = [";FFMETADATA1"]
+    bounds = [*chapters, max(end, chapters[-1] + 0.001)] if chapters else []
+    for number, (begin, finish) in enumerate(zip(bounds, bounds[1:]), start=1):
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={round(begin * 1000)}", f"END={round(finish * 1000)}",
+                  f"title=Chapter {number:02d}"]
+    return "\n".join(lines) + "\n"
 
-    The video is delayed by its start offset in the source, so audio keeps its original sync.
+
+def mux_command(list_file: Path, out_tmp: Path, *, plan: dict, offsets: dict[str, float],
+                audio: Path | None, subtitles: Path | None, chapters: Path | None) -> list[str]:
+    """ffmpeg joining the encoded shards, every audio and subtitle track (stream copy) and the chapters.
+
+    The master's clock is the source's, less the source's start time. ffmpeg starts every input at zero,
+    so each input is delayed by when its first stream started in the source (`offsets`: video, audio,
+    subtitles): a track that started 0.3 s after the picture still does. Audio is never re-encoded.
     """
-    args = ["-itsoffset", f"{video_offset:.6f}", "-f", "concat", "-safe", "0", "-i", media.input_path(list_file)]
+    args = ["-itsoffset", f"{offsets['video']:.6f}", "-f", "concat", "-safe", "0", "-i", media.input_path(list_file)]
     maps = ["-map", "0:v:0"]
     metadata: list[str] = []
     inputs = 1
     if audio is not None:
-        args += ["-i", media.input_path(audio)]
+        args += ["-itsoffset", f"{offsets['audio']:.6f}", "-i", media.input_path(audio)]
         maps += ["-map", f"{inputs}:a"]
-        for n, track in enumerate(probe["audio"]):
-            if track.get("language"):
-                metadata += [f"-metadata:s:a:{n}", f"language={track['language']}"]
+        for n, track in enumerate(plan["audio"]):
+            metadata += [f"-metadata:s:a:{n}", f"language={track['language'] or 'und'}"]
         inputs += 1
-    if chapters_from is not None:
-        args += ["-i", media.input_path(chapters_from)]
+    if subtitles is not None:
+        args += ["-itsoffset", f"{offsets['subtitles']:.6f}", "-i", media.input_path(subtitles)]
+        maps += ["-map", f"{inputs}:s"]
+        for n, track in enumerate(plan["subtitles"]):
+            metadata += [f"-metadata:s:s:{n}", f"language={track['language'] or 'und'}"]
+        inputs += 1
+    if chapters is not None:
+        args += ["-f", "ffmetadata", "-i", media.input_path(chapters)]
         maps += ["-map_chapters", str(inputs)]
         inputs += 1
     else:
         maps += ["-map_chapters", "-1"]
-    if title:
-        metadata += ["-metadata", f"title={title}"]
+    if plan.get("title"):
+        metadata += ["-metadata", f"title={plan['title']}"]
     return media.ffmpeg_args(*args, *maps, "-map_metadata", "-1", *metadata, "-c", "copy",
                              "-f", "matroska", str(out_tmp))

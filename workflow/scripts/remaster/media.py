@@ -11,6 +11,9 @@ from pathlib import Path
 
 from .errors import RemasterError
 
+# DVD titles announce subtitle and late audio streams only deep into the stream: look further than default
+PROBE_ARGS = ("-analyzeduration", "100M", "-probesize", "100M")
+
 
 def tool(name: str) -> str:
     """Return the path of `ffmpeg` or `ffprobe`: $REMASTER_FFMPEG / $REMASTER_FFPROBE, else PATH."""
@@ -44,8 +47,8 @@ def input_path(path: str | os.PathLike) -> str:
 
 def ffprobe_json(path: str | os.PathLike, *extra: str) -> dict:
     """ffprobe's JSON description (format, streams, chapters) of a file."""
-    cmd = [tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-           "-show_chapters", *extra, input_path(path)]
+    cmd = [tool("ffprobe"), "-v", "error", *PROBE_ARGS, "-print_format", "json", "-show_format",
+           "-show_streams", "-show_chapters", *extra, input_path(path)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no message"])[-1]
@@ -53,19 +56,24 @@ def ffprobe_json(path: str | os.PathLike, *extra: str) -> dict:
     return json.loads(result.stdout)
 
 
-def frame_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float]:
-    """Presentation time (s) of every decoded frame of a video stream, in output order."""
-    cmd = [tool("ffprobe"), "-v", "error", "-select_streams", stream, "-show_entries",
-           "frame=best_effort_timestamp_time", "-of", "csv=p=0", input_path(path)]
-    result = run(cmd, what=f"{path}: counting frames")
-    times = []
-    for line in result.stdout.splitlines():
-        value = line.strip().rstrip(",")
-        if value and value != "N/A":
-            times.append(float(value))
-        elif value == "N/A":
-            raise RemasterError(f"{path}: a frame has no timestamp; the stream is damaged")
-    return times
+def packet_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float]:
+    """Presentation times (s) of a stream's packets in display order, read without decoding.
+
+    For MPEG-2 a packet is a frame, so this is the frame list of the stream as the demuxer sees it.
+    """
+    cmd = [tool("ffprobe"), "-v", "error", *PROBE_ARGS, "-select_streams", stream, "-show_entries",
+           "packet=pts_time", "-of", "csv=p=0", input_path(path)]
+    result = run(cmd, what=f"{path}: listing frames")
+    return sorted(float(v) for v in (line.strip().rstrip(",") for line in result.stdout.splitlines())
+                  if v and v != "N/A")
+
+
+def first_timestamp(path: str | os.PathLike) -> float:
+    """Presentation time (s) of the first packet of the first video stream."""
+    cmd = [tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+           "-show_entries", "packet=pts_time", "-of", "csv=p=0", input_path(path)]
+    values = [v.strip().rstrip(",") for v in run(cmd, what=f"{path}: reading the first frame").stdout.split()]
+    return float(values[0]) if values and values[0] not in ("", "N/A") else float("nan")
 
 
 def count_packets(path: str | os.PathLike, stream: str = "v:0") -> int:

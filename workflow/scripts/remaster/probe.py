@@ -29,7 +29,7 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     if not video:
         raise RemasterError(f"{title}: no video stream found; is this a video file?")
     v = video[0]
-    timestamps = media.frame_timestamps(title, f"{v['index']}")
+    timestamps = media.packet_timestamps(title, f"{v['index']}")
     if not timestamps:
         raise RemasterError(f"{title}: the video stream has no decodable frames")
     fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
@@ -74,6 +74,7 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
                 "sample_rate": s.get("sample_rate"),
                 "bit_rate": s.get("bit_rate"),
                 "language": _language(s),
+                "id": s.get("id"),
                 "start_time": _float(s.get("start_time")),
                 "duration": _float(s.get("duration")),
             }
@@ -81,7 +82,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             if s.get("codec_type") == "audio"
         ],
         "subtitles": [
-            {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s)}
+            {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s), "id": s.get("id"),
+             "start_time": _float(s.get("start_time"))}
             for s in streams
             if s.get("codec_type") == "subtitle"
         ],
@@ -92,6 +94,36 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
         ],
     }
     return description, timestamps
+
+
+def disc_facts(source, log) -> dict:
+    """What the IFOs say about the main title (languages by stream id, chapters, name), when there are IFOs."""
+    from .dvd import DiscError, find_title
+
+    if isinstance(source, (list, tuple)) or not Path(source).is_dir():
+        return {}
+    folder = Path(source)
+    try:
+        title = find_title(folder, ffprobe=None)
+    except DiscError as error:
+        log.warning("%s", error)
+        return {}
+    name_dir = folder.parent if folder.name.upper() == "VIDEO_TS" else folder
+    facts = {
+        "name": name_dir.name.replace("_", " ").strip() or None,
+        "read_from": title.source,
+        "title_number": title.title,
+        "vts": title.vts,
+        "duration": title.duration,
+        "aspect": title.aspect,
+        "system": title.system,
+        "chapters": list(title.chapters),
+        "audio_languages": {f"0x{a.stream_id:x}": a.language for a in title.audio if a.language},
+        "subtitle_languages": {f"0x{s.stream_id:x}": s.language for s in title.subtitles if s.language},
+    }
+    log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",
+             title.title, title.vts, title.source, len(title.audio), len(title.subtitles), len(title.chapters))
+    return facts
 
 
 def yuv_matrix(video: dict) -> str:

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 from . import media
@@ -57,31 +58,31 @@ def concat_files(parts: list[Path], out_path: Path) -> None:
                 shutil.copyfileobj(src, out, 16 << 20)
 
 
-def _lossless_args(tmp: Path) -> list[str]:
-    return ["-fps_mode", "passthrough", "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4",
-            "-slicecrc", "1", "-an", "-sn", "-dn", "-f", "matroska", str(tmp)]
+def cut_shard(prepared: Path, out_path: Path, start: int, end: int, fps: str, log: logging.Logger) -> None:
+    """Copy frames [start, end) of the prepared (intra-only, constant-rate) title into `out_path`.
 
-
-def extract_shard(title: Path, out_path: Path, timestamps: list[float], start: int, end: int,
-                  log: logging.Logger) -> None:
-    """Write frames [start, end) of the title's first video stream, losslessly, to `out_path`.
-
-    Seeks near the shard and selects frames by their decoded timestamps (fast); if the frame count does not
-    come out exact, decodes from the beginning and selects by frame number (slow, always right).
+    Every frame of the prepared title is a keyframe, so a stream copy from a seek is exact; the shard is
+    kept only if it holds `end - start` frames and its first frame is frame `start`. Otherwise the frames
+    are selected by number from a full decode (slow, always right).
     """
     count = end - start
-    low = -1e18 if start == 0 else (timestamps[start - 1] + timestamps[start]) / 2
-    high = 1e18 if end >= len(timestamps) else (timestamps[end - 1] + timestamps[end]) / 2
-    seek = timestamps[start] - timestamps[0] - 5.0  # decoder settles well before the first frame we keep
-    fast = ["-copyts", "-noaccurate_seek"] + (["-ss", f"{seek:.6f}"] if seek > 0 else [])
-    fast += ["-i", media.input_path(title), "-map", "0:v:0", "-vf", f"select='gte(t,{low:.6f})*lt(t,{high:.6f})'"]
-    slow = ["-i", media.input_path(title), "-map", "0:v:0", "-vf", f"select='between(n,{start},{end - 1})'"]
+    rate = Fraction(fps)
+    first = float(start / rate)
     with atomic_output(out_path) as tmp:
-        for name, args in (("seek by timestamp", fast), ("decode from start", slow)):
-            media.run(media.ffmpeg_args(*args, *_lossless_args(tmp)), what=f"{title}: extracting frames {start}-{end - 1}")
-            got = media.count_packets(tmp)
-            if got == count:
-                log.info("frames %d-%d extracted (%s): %d frames", start, end - 1, name, got)
-                return
-            log.warning("frames %d-%d: %s gave %d frames instead of %d", start, end - 1, name, got, count)
-        raise RemasterError(f"{title}: cannot extract frames {start}-{end - 1} exactly; the stream may be damaged")
+        # a quarter frame past frame `start`, so the seek lands on it and not on its predecessor
+        seek = ["-ss", f"{float((start + Fraction(1, 4)) / rate):.6f}"] if start else []
+        copy = media.ffmpeg_args("-copyts", *seek, "-i", media.input_path(prepared), "-map", "0:v:0",
+                                 "-frames:v", str(count), "-c", "copy", "-f", "matroska", tmp)
+        media.run(copy, what=f"{prepared}: cutting frames {start}-{end - 1}")
+        got, begins = media.count_packets(tmp), media.first_timestamp(tmp)
+        if got == count and abs(begins - first) < float(1 / rate) / 2:
+            log.info("frames %d-%d cut by stream copy: %d frames from %.3f s", start, end - 1, got, begins)
+            return
+        log.warning("frames %d-%d: stream copy gave %d frames from %.3f s; selecting by number instead",
+                    start, end - 1, got, begins)
+        select = media.ffmpeg_args("-i", media.input_path(prepared), "-map", "0:v:0", "-vf",
+                                   f"select='between(n,{start},{end - 1})'", "-fps_mode", "passthrough",
+                                   "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-f", "matroska", tmp)
+        media.run(select, what=f"{prepared}: selecting frames {start}-{end - 1}")
+        if media.count_packets(tmp) != count:
+            raise RemasterError(f"{prepared}: cannot cut frames {start}-{end - 1} exactly")

@@ -49,6 +49,13 @@ def resolve_source(source: str | list[str]) -> Source:
     path = Path(source)
     if path.is_dir():
         folder = path / "VIDEO_TS" if (path / "VIDEO_TS").is_dir() else path
+        if any(p.suffix.upper() == ".IFO" for p in folder.iterdir()):
+            from .dvd import DiscError, find_title
+
+            try:  # the IFOs name the main title (the longest), not just the biggest title set
+                return Source(tuple(find_title(folder, ffprobe=None).vobs), "video_ts")
+            except DiscError as error:
+                raise RemasterError(str(error)) from None
         return Source(tuple(_title_vobs(folder)), "video_ts")
     if path.is_file():
         return Source((path,), "file")

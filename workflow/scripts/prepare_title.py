@@ -1,0 +1,23 @@
+"""Snakemake adapter: make the prepared title (progressive, square pixels, constant rate) once."""
+
+import json
+from pathlib import Path
+
+from remaster.logs import reported, step_logger
+from remaster.prepare import prepare_title
+from remaster.shards import atomic_output
+
+log = step_logger("prepare_title", snakemake.log[0])
+with reported(log):
+    probe = json.loads(Path(snakemake.input.probe).read_text())
+    plan = json.loads(Path(snakemake.input.plan).read_text())
+    log.info("filters: %s → %s fps", plan["filters"] or "(none)", plan["fps"])
+    facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
+                          expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
+    if facts["repeated_frames"] or facts["dropped_frames"]:
+        log.warning("timestamps had gaps or overlaps (a damaged disc?): %d frames repeated, %d dropped to keep sync",
+                    facts["repeated_frames"], facts["dropped_frames"])
+    log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", facts["frame_count"], facts["fps"], facts["width"],
+             facts["height"], facts["seconds"])
+    with atomic_output(Path(snakemake.output.facts)) as tmp:
+        tmp.write_text(json.dumps(facts, indent=2))

@@ -1,0 +1,301 @@
+"""Find the main title of a DVD-Video VIDEO_TS folder and read what its IFOs say about it.
+
+The IFO files are read by a small pure-Python parser (see docs/frontend.md for why not
+lsdvd or FFmpeg's ``dvdvideo`` demuxer).  A folder of VOBs without IFOs, as many rips are,
+still works: the title set with the most VOB bytes is taken as the main feature.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SECTOR = 2048
+_VOB = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
+_AUDIO_CODECS = {0: "ac3", 2: "mp1", 3: "mp2", 4: "pcm_dvd", 6: "dts"}
+# MPEG-PS stream ids of the first stream of each audio coding, as FFmpeg's `-map 0:i:ID`
+# selects them in a VOB
+_AUDIO_BASE_ID = {"ac3": 0x80, "dts": 0x88, "pcm_dvd": 0xA0, "mp1": 0xC0, "mp2": 0xC0}
+
+
+class DiscError(ValueError):
+    """A VIDEO_TS folder that cannot be read; the message is one line naming the path."""
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int  # logical DVD audio stream number, 0-based
+    stream_id: int  # MPEG-PS stream id in the VOBs (0x80 = first AC3), for `-map 0:i:0x80`
+    codec: str  # FFmpeg codec name: ac3, dts, pcm_dvd, mp1, mp2
+    language: str | None  # ISO 639-1 code as stored on the disc ("en"), None if unset
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int  # logical DVD subpicture stream number, 0-based
+    stream_id: int  # MPEG-PS stream id (0x20 + index)
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Title:
+    """The main title of a disc.
+
+    ``vobs`` are the title set's VOBs VTS_xx_1..N in playback order (never VTS_xx_0, the
+    menu).  When a title set holds several titles the VOBs hold them all; ``cells`` then
+    gives the main title's sector ranges inside the concatenated VOBs.  ``source`` says
+    where the facts came from: "ifo", "bup" (the backup copy) or "vob-size" (no IFOs:
+    the largest title set was taken, languages and chapters are unknown).
+    """
+
+    vobs: tuple[Path, ...]
+    title: int | None  # 1-based title number on the disc, None without IFOs
+    vts: int  # title set number, the xx of VTS_xx_y.VOB
+    duration: float | None  # seconds
+    audio: tuple[AudioStream, ...] = ()
+    subtitles: tuple[SubtitleStream, ...] = ()
+    chapters: tuple[float, ...] = ()  # chapter start times in seconds, first is 0.0
+    cells: tuple[tuple[int, int], ...] = ()  # (first, last) sector of each cell, inclusive
+    source: str = "ifo"
+    aspect: str | None = None  # "4:3" or "16:9" as the IFO declares it
+    system: str | None = None  # "ntsc" or "pal" as the IFO declares it
+
+    @property
+    def concat_url(self) -> str:
+        """FFmpeg input URL that reads the VOBs as one stream (``concat:`` protocol)."""
+        return "concat:" + "|".join(str(v) for v in self.vobs)
+
+
+def _video_ts_dir(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise DiscError(f"{path}: not a directory (expected a VIDEO_TS folder)")
+    for child in path.iterdir():
+        # accept the disc root as well as VIDEO_TS itself
+        if child.is_dir() and child.name.upper() == "VIDEO_TS":
+            return child
+    return path
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    # rips made on case-insensitive file systems often have lower-case names
+    return {p.name.upper(): p for p in folder.iterdir() if p.is_file()}
+
+
+def _vobs(folder: Path, vts: int) -> tuple[Path, ...]:
+    files = _files(folder)
+    parts = sorted(int(m.group(2)) for name in files if (m := _VOB.match(name))
+                   and int(m.group(1)) == vts and m.group(2) != "0")
+    if not parts:
+        raise DiscError(f"{folder}: title set {vts} has no VTS_{vts:02d}_1.VOB")
+    missing = sorted(set(range(1, parts[-1] + 1)) - set(parts))
+    if missing:
+        raise DiscError(f"{folder}: VTS_{vts:02d}_{missing[0]}.VOB is missing; the rip is incomplete")
+    return tuple(files[f"VTS_{vts:02d}_{i}.VOB"] for i in parts)
+
+
+def _bcd(byte: int) -> int:
+    return (byte >> 4) * 10 + (byte & 0x0F)
+
+
+def _dvd_time(raw: bytes) -> float:
+    """Seconds of a 4-byte BCD hh:mm:ss:ff playback time; the top bits of ff give the rate."""
+    hours, minutes, seconds = _bcd(raw[0]), _bcd(raw[1]), _bcd(raw[2])
+    rate = {1: 25.0, 3: 30000 / 1001}.get(raw[3] >> 6)
+    frames = _bcd(raw[3] & 0x3F)
+    return hours * 3600 + minutes * 60 + seconds + (frames / rate if rate else 0.0)
+
+
+def _u8(data: bytes, at: int) -> int:
+    return data[at]
+
+
+def _u16(data: bytes, at: int) -> int:
+    return struct.unpack_from(">H", data, at)[0]
+
+
+def _u32(data: bytes, at: int) -> int:
+    return struct.unpack_from(">I", data, at)[0]
+
+
+def _language(raw: bytes) -> str | None:
+    text = raw.decode("latin-1")
+    return text.lower() if text.isalpha() and text.isascii() else None
+
+
+def _read_ifo(folder: Path, stem: str, magic: bytes) -> tuple[bytes, str]:
+    """Bytes of STEM.IFO, or of STEM.BUP when the IFO is missing or damaged."""
+    files = _files(folder)
+    problems = []
+    for ext, source in (("IFO", "ifo"), ("BUP", "bup")):
+        path = files.get(f"{stem}.{ext}")
+        if path is None:
+            problems.append(f"{stem}.{ext} missing")
+            continue
+        data = path.read_bytes()
+        if data[:12] == magic:
+            return data, source
+        problems.append(f"{path.name} is not a {magic.decode()} file")
+    raise DiscError(f"{folder}: cannot read {stem} ({'; '.join(problems)})")
+
+
+@dataclass
+class _TitleEntry:
+    number: int
+    chapters: int
+    vts: int
+    ttn: int
+
+
+def _titles(vmg: bytes, folder: Path) -> list[_TitleEntry]:
+    # VMGI byte 0xC4: sector of TT_SRPT, the table of every title on the disc
+    base = _u32(vmg, 0xC4) * SECTOR
+    try:
+        count = _u16(vmg, base)
+        entries = []
+        for i in range(count):
+            at = base + 8 + 12 * i
+            entries.append(_TitleEntry(i + 1, _u16(vmg, at + 2), _u8(vmg, at + 6), _u8(vmg, at + 7)))
+    except struct.error:
+        raise DiscError(f"{folder}: VIDEO_TS.IFO title table is truncated") from None
+    if not entries:
+        raise DiscError(f"{folder}: VIDEO_TS.IFO lists no titles")
+    return entries
+
+
+@dataclass
+class _Pgc:
+    duration: float
+    programs: list[int]  # entry cell number (1-based) of each program
+    cells: list[tuple[float, int, int, bool]]  # (seconds, first sector, last sector, counts)
+
+
+def _pgc(vts: bytes, at: int) -> _Pgc:
+    n_programs, n_cells = _u8(vts, at + 2), _u8(vts, at + 3)
+    program_map, cell_table = _u16(vts, at + 0xE6), _u16(vts, at + 0xE8)
+    programs = [_u8(vts, at + program_map + i) for i in range(n_programs)]
+    cells = []
+    for i in range(n_cells):
+        c = at + cell_table + 24 * i
+        category = _u8(vts, c)
+        # cells 2.. of an angle block are alternative angles of the same time span
+        counts = not ((category >> 4) & 0x3 == 1 and (category >> 6) in (2, 3))
+        cells.append((_dvd_time(vts[c + 4:c + 8]), _u32(vts, c + 8), _u32(vts, c + 20), counts))
+    return _Pgc(_dvd_time(vts[at + 4:at + 8]), programs, cells)
+
+
+def _title_facts(vts: bytes, entry: _TitleEntry) -> dict:
+    """Duration, chapter starts, cells, streams of one title from its VTS IFO."""
+    ptt_base = _u32(vts, 0xC8) * SECTOR  # VTS_PTT_SRPT: chapters -> (PGC, program)
+    pgci_base = _u32(vts, 0xCC) * SECTOR  # VTS_PGCI: the program chains
+    ptt_at = ptt_base + _u32(vts, ptt_base + 8 + 4 * (entry.ttn - 1))
+    chapters = [(_u16(vts, ptt_at + 4 * i), _u16(vts, ptt_at + 4 * i + 2)) for i in range(entry.chapters)]
+    pgcs: dict[int, _Pgc] = {}
+    for pgcn, _ in chapters:
+        if pgcn not in pgcs:
+            pgcs[pgcn] = _pgc(vts, pgci_base + _u32(vts, pgci_base + 8 + 8 * (pgcn - 1) + 4))
+    # a title may span several PGCs; they play one after another in chapter order
+    offsets, total = {}, 0.0
+    for pgcn, pgc in pgcs.items():
+        offsets[pgcn] = total
+        total += sum(t for t, _, _, counts in pgc.cells if counts) or pgc.duration
+    starts = []
+    for pgcn, pgn in chapters:
+        pgc = pgcs[pgcn]
+        entry_cell = pgc.programs[pgn - 1] if pgn - 1 < len(pgc.programs) else 1
+        before = sum(t for t, _, _, counts in pgc.cells[: entry_cell - 1] if counts)
+        starts.append(round(offsets[pgcn] + before, 3))
+    cells = tuple((first, last) for pgc in pgcs.values() for _, first, last, counts in pgc.cells if counts)
+    return {"duration": round(total, 3), "chapters": tuple(starts), "cells": cells}
+
+
+def _streams(vts: bytes) -> dict:
+    """Audio and subpicture attributes and video system from the VTSI_MAT header."""
+    video = _u16(vts, 0x200)
+    system = {0: "ntsc", 1: "pal"}.get((video >> 12) & 0x3)
+    aspect = {0: "4:3", 3: "16:9"}.get((video >> 10) & 0x3)
+    audio = []
+    for i in range(min(_u16(vts, 0x202), 8)):
+        at = 0x204 + 8 * i
+        codec = _AUDIO_CODECS.get(vts[at] >> 5, "unknown")
+        same = sum(1 for a in audio if _AUDIO_BASE_ID.get(a.codec) == _AUDIO_BASE_ID.get(codec))
+        # stream ids count up per coding: the 2nd AC3 track is 0x81 even after a DTS track
+        stream_id = _AUDIO_BASE_ID.get(codec, 0x80) + same
+        audio.append(AudioStream(i, stream_id, codec, _language(vts[at + 2:at + 4]), (vts[at + 1] & 0x7) + 1))
+    subtitles = []
+    for i in range(min(_u16(vts, 0x254), 32)):
+        at = 0x256 + 6 * i
+        subtitles.append(SubtitleStream(i, 0x20 + i, _language(vts[at + 2:at + 4])))
+    return {"audio": tuple(audio), "subtitles": tuple(subtitles), "system": system, "aspect": aspect}
+
+
+def _from_ifos(folder: Path) -> Title:
+    vmg, vmg_source = _read_ifo(folder, "VIDEO_TS", b"DVDVIDEO-VMG")
+    candidates = []
+    for entry in _titles(vmg, folder):
+        vts, source = _read_ifo(folder, f"VTS_{entry.vts:02d}_0", b"DVDVIDEO-VTS")
+        try:
+            facts = _title_facts(vts, entry) | _streams(vts)
+        except (struct.error, IndexError, ZeroDivisionError):
+            raise DiscError(f"{folder}: VTS_{entry.vts:02d}_0 tables for title {entry.number} are damaged") from None
+        candidates.append((entry, facts, "bup" if "bup" in (source, vmg_source) else "ifo"))
+    # the main feature is the longest title; ties go to the lower title number
+    entry, facts, source = max(candidates, key=lambda c: (c[1]["duration"], -c[0].number))
+    return Title(vobs=_vobs(folder, entry.vts), title=entry.number, vts=entry.vts, source=source, **facts)
+
+
+def _probe_streams(vobs: tuple[Path, ...], ffprobe: str) -> dict:
+    """Audio/subtitle streams and duration of VOBs without IFOs, languages unknown."""
+    url = "concat:" + "|".join(str(v) for v in vobs)
+    cmd = [ffprobe, "-v", "error", "-show_entries", "stream=index,id,codec_type,codec_name,channels:format=duration",
+           "-of", "json", url]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DiscError(f"{vobs[0]}: ffprobe cannot read the VOBs: {result.stderr.strip().splitlines()[-1:]}")
+    info = json.loads(result.stdout)
+    audio, subtitles = [], []
+    for s in sorted(info.get("streams", []), key=lambda s: int(s.get("id", "0x0"), 16)):
+        sid = int(s.get("id", "0x0"), 16)
+        if s.get("codec_type") == "audio":
+            audio.append(AudioStream(len(audio), sid, s.get("codec_name", "unknown"), None, s.get("channels")))
+        elif s.get("codec_type") == "subtitle":
+            subtitles.append(SubtitleStream(len(subtitles), sid, None))
+    duration = info.get("format", {}).get("duration")
+    return {"audio": tuple(audio), "subtitles": tuple(subtitles),
+            "duration": round(float(duration), 3) if duration else None}
+
+
+def _from_vob_sizes(folder: Path, ffprobe: str | None) -> Title:
+    sizes: dict[int, int] = {}
+    for name, path in _files(folder).items():
+        m = _VOB.match(name)
+        # VTS_xx_0.VOB is the title set's menu, never part of a title
+        if m and m.group(2) != "0":
+            sizes[int(m.group(1))] = sizes.get(int(m.group(1)), 0) + path.stat().st_size
+    if not sizes:
+        raise DiscError(f"{folder}: no IFO files and no VTS_xx_N.VOB files")
+    vts = max(sizes, key=lambda n: (sizes[n], -n))
+    vobs = _vobs(folder, vts)
+    facts = _probe_streams(vobs, ffprobe) if ffprobe else {"duration": None}
+    return Title(vobs=vobs, title=None, vts=vts, source="vob-size", **facts)
+
+
+def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe") -> Title:
+    """The main (longest) title of a DVD folder: its VOBs in order, streams and chapters.
+
+    ``video_ts`` is the VIDEO_TS folder or the disc root above it.  With IFOs (or their .BUP
+    copies) the title table is read and the longest title wins.  Without any IFO the title
+    set with the most bytes in VTS_xx_1..N.VOB is taken; ``ffprobe`` (None to skip) then
+    lists its audio/subtitle streams and duration, with languages unknown and no chapters.
+    Raises DiscError (one line naming the path) for anything else that is wrong.
+    """
+    folder = _video_ts_dir(video_ts)
+    names = _files(folder)
+    if not any(name.endswith((".IFO", ".BUP")) for name in names):
+        return _from_vob_sizes(folder, ffprobe)
+    return _from_ifos(folder)
