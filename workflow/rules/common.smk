@@ -27,6 +27,8 @@ BENCHMARKS = f"benchmarks/{DISC}"
 MASTER = str(SETTINGS.output)
 ENV = "../envs/remaster.yaml"
 PROBE = f"{RESULTS}/probe_source/probe.json"
+PLAN = f"{RESULTS}/plan_disc/plan.json"
+PREPARED = f"{RESULTS}/prepare_title/prepared.json"
 
 
 wildcard_constraints:
@@ -46,13 +48,19 @@ def _read_probe(path):
         return json.load(handle)
 
 
+def prepared_data():
+    """The prepared title's facts (frame count, rate), once the prepare_title checkpoint has run."""
+    return _read_probe(checkpoints.prepare_title.get().output.facts)
+
+
 def probe_data():
-    """The probe's JSON, once the probe checkpoint has run."""
-    return _read_probe(checkpoints.probe_source.get().output.probe)
+    """The probe's JSON; it exists whenever the prepare_title checkpoint has run."""
+    checkpoints.prepare_title.get()
+    return _read_probe(PROBE)
 
 
 def shards(wildcards=None):
-    return shard_names(probe_data()["frame_count"], SETTINGS.shard_frames)
+    return shard_names(prepared_data()["frame_count"], SETTINGS.shard_frames)
 
 
 def upscaled_shards(wildcards):
@@ -66,3 +74,33 @@ def encoded_shards(wildcards):
 def audio_tracks(wildcards):
     """The copied audio tracks, when the title has any."""
     return f"{RESULTS}/extract_audio/audio.mka" if probe_data()["audio"] else []
+
+
+def subtitle_tracks(wildcards):
+    """The copied subtitle streams, when the title has any."""
+    return (
+        f"{RESULTS}/extract_subtitles/subtitles.mks"
+        if probe_data()["subtitles"]
+        else []
+    )
+
+
+def check_models_at_start():
+    """Load every model once before any job runs: an unusable file fails the run at its start, not after hours.
+
+    Runs in Snakemake's main process only (not in cluster jobs), so torch is imported here and not at parse
+    time. The check_models rule writes the same facts for the report; it is not an input of the shard rules,
+    so re-checking never makes a shard stale.
+    """
+    from remaster.models import check_chain
+
+    upscale = SETTINGS.upscale
+    try:
+        check_chain(
+            list(upscale.models),
+            scale=upscale.scale,
+            precision=upscale.precision,
+            tile=upscale.tile,
+        )
+    except RemasterError as error:
+        raise WorkflowError(str(error)) from None

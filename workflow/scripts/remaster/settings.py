@@ -13,9 +13,18 @@ MODEL_SUFFIXES = {".safetensors", ".pth", ".ckpt"}
 
 @dataclass(frozen=True)
 class ModelStep:
-    """One step of the model chain."""
+    """One step of the model chain, with its own options (None / auto: the chain-wide setting)."""
 
     path: Path
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    tile: int | None = None  # source pixels of this step's input; 0 whole frames
+    tile_overlap: int | None = None
+
+    def staleness_key(self) -> str | dict:
+        """What of this step changes its pixels: the file and an explicit precision (tiles are seamless)."""
+        if self.precision == "auto":
+            return str(self.path)
+        return {"path": str(self.path), "precision": self.precision}
 
 
 @dataclass(frozen=True)
@@ -39,10 +48,30 @@ class UpscaleSettings:
     tile: int = 0
     tile_overlap: int = 16
     queue_frames: int = 8
+    compile: bool = False  # torch.compile the chain; speed only, like device and batch_size
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards."""
-        return {"models": [str(step.path) for step in self.models], "scale": self.scale}
+        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class FrontEndSettings:
+    """Overrides of the front end's decisions; `auto` (None here) lets the probe decide."""
+
+    scan: str = "auto"  # auto | progressive | telecine | interlaced
+    field_order: str = "auto"  # auto | tff | bff
+    deinterlace_rate: str = "field"  # field (50/59.94 fps) | frame (25/29.97 fps)
+    display_aspect: str = "auto"  # auto | "4:3" | "16:9" | any W:H
+    fps: str = "auto"  # auto | the source's true frame rate, e.g. "24000/1001"
+    audio_languages: tuple[str, ...] = ()
+    subtitle_languages: tuple[str, ...] = ()
+    crop: str = "none"  # none | auto | W:H:X:Y
+    target_height: int | None = None
+    title: str | None = None
+
+    def as_dict(self) -> dict:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,7 @@ class Settings:
     shard_frames: int
     upscale: UpscaleSettings
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    frontend: FrontEndSettings = field(default_factory=FrontEndSettings)
 
     @property
     def disc(self) -> str:
@@ -69,13 +99,22 @@ def model_steps(models) -> tuple[ModelStep, ...]:
         models = [models]
     steps = []
     for entry in models or []:
-        path = Path(entry["path"] if isinstance(entry, dict) else entry)
+        options = dict(entry) if isinstance(entry, dict) else {"path": entry}
+        path = Path(options.pop("path"))
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise RemasterError(
                 f"{path}: not a model file remaster loads (.safetensors, .pth, .ckpt); "
                 "TorchScript .pt files run code when loaded and are refused"
             )
-        steps.append(ModelStep(path))
+        unknown = sorted(set(options) - {"precision", "tile", "tile_overlap"})
+        if unknown:
+            raise RemasterError(f"models: {path}: unknown option {unknown[0]} (path, precision, tile, tile_overlap)")
+        steps.append(ModelStep(
+            path,
+            precision=str(options.get("precision", "auto")),
+            tile=None if options.get("tile") is None else int(options["tile"]),
+            tile_overlap=None if options.get("tile_overlap") is None else int(options["tile_overlap"]),
+        ))
     if not steps:
         raise RemasterError("models: is empty; list at least one model file (.safetensors or .pth)")
     return tuple(steps)
@@ -105,6 +144,24 @@ def from_config(config: dict) -> Settings:
             batch_size=_auto(config.get("batch_size"), int),
             tile=int(config.get("tile", 0)),
             tile_overlap=int(config.get("tile_overlap", 16)),
+            compile=bool(config.get("compile", False)),
         ),
         encoder=EncoderSettings(**encoder),
+        frontend=frontend_settings(config),
+    )
+
+
+def frontend_settings(config: dict) -> FrontEndSettings:
+    """The front-end overrides from the config (already validated against the schema)."""
+    return FrontEndSettings(
+        scan=str(config.get("scan", "auto")),
+        field_order=str(config.get("field_order", "auto")),
+        deinterlace_rate=str(config.get("deinterlace_rate", "field")),
+        display_aspect=str(config.get("display_aspect", "auto")),
+        fps=str(config.get("fps", "auto")),
+        audio_languages=tuple(map(str, config.get("audio_languages") or ())),
+        subtitle_languages=tuple(map(str, config.get("subtitle_languages") or ())),
+        crop=str(config.get("crop", "none")),
+        target_height=_auto(config.get("target_height"), int),
+        title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
     )

@@ -1,0 +1,24 @@
+"""Snakemake adapter: load every model of the chain once and record what it is, before any frame is decoded."""
+
+import json
+import os
+from pathlib import Path
+
+from remaster.logs import reported, step_logger
+from remaster.shards import partial_path
+
+log = step_logger("check_models", snakemake.log[0])
+with reported(log):
+    from remaster.models import check_chain
+
+    settings = snakemake.params.settings
+    report = check_chain(list(settings.models), scale=settings.scale, precision=settings.precision,
+                         tile=settings.tile)
+    for number, step in enumerate(report["steps"], start=1):
+        log.info("step %d: %s: %s ×%d, %s parameters, runs %s", number, step["file"], step["architecture"],
+                 step["scale"], f"{step['parameters']:,}", ", ".join(step["precisions"]))
+    log.info("chain ×%d, output ×%g", report["chain_scale"], report["scale"])
+    out = Path(snakemake.output.report)
+    tmp = partial_path(out)
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out)
