@@ -3,6 +3,7 @@ rule upscale_shard:
     input:
         shard=rules.extract_shard.output.shard,
         probe=PROBE,
+        facts=PREPARED,
         models=[str(step.path) for step in SETTINGS.upscale.models],
     output:
         shard=f"{RESULTS}/upscale_shard/{{shard}}.mkv",

@@ -1,6 +1,8 @@
 """Snakemake adapter: run the model chain over one shard."""
 
 import json
+import os
+import socket
 from pathlib import Path
 
 from remaster.engine import upscale_file
@@ -9,14 +11,19 @@ from remaster.probe import yuv_matrix
 from remaster.shards import shard_bounds
 
 log = step_logger("upscale_shard", snakemake.log[0])
+if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
+    # where a cluster job ran: docs/cluster.md, tests/test_slurm.py
+    log.info("host %s, SLURM job %s, CUDA_VISIBLE_DEVICES=%s", socket.gethostname(),
+             os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    start, end = shard_bounds(probe["frame_count"], snakemake.params.shard_frames, int(snakemake.wildcards.shard))
+    facts = json.loads(Path(snakemake.input.facts).read_text())
+    start, end = shard_bounds(facts["frame_count"], snakemake.params.shard_frames, int(snakemake.wildcards.shard))
     upscale_file(
         Path(snakemake.input.shard),
         Path(snakemake.output.shard),
         expected_frames=end - start,
-        fps=probe["video"]["fps"],
+        fps=facts["fps"],
         matrix=yuv_matrix(probe["video"]),
         settings=snakemake.params.settings,
         label=f"shard {snakemake.wildcards.shard}",

@@ -1,14 +1,23 @@
 """The streaming upscale of one shard: decode → model chain → encode, concurrently, never losing a frame.
 
-A reader thread pulls raw RGB frames from an ffmpeg decoder into a bounded queue, the main thread runs
-the model chain on batches, and a writer thread feeds an ffmpeg encoder, so the model never waits on
-disk. Frames are counted at every hand-off and the finished file is counted again before it is renamed
-into place.
+Three threads and two ffmpeg processes run at once, so the model never waits on disk:
+
+- the reader thread reads raw RGB frames from an ffmpeg decoder straight into a small pool of batch-sized
+  host buffers (pinned on a GPU, so the host→GPU copy is asynchronous);
+- the main thread copies a batch to the device as uint8, converts it there, runs the model chain, converts
+  back to uint8 there, and queues the copy back to pinned host memory on a separate CUDA stream, recording
+  an event instead of waiting for it;
+- the writer thread waits for that event and writes the buffer to an ffmpeg encoder without copying it.
+
+Batch size and tile come from the config, or on a GPU from free memory (a one-frame probe measures what a
+frame costs). On out-of-memory the batch, then the tile, shrinks and the same frames are redone. Frames
+are counted at every hand-off and the finished file is counted again before it is renamed into place.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import subprocess
@@ -21,13 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import media
+from . import fastpaths, media
 from .errors import RemasterError
 from .models import Chain, load_chain
 from .settings import UpscaleSettings
 from .shards import partial_path
 
 _END = object()
+MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
+MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class ShardResult:
     height: int
     device: str
     dtype: str
+    batch_size: int = 1
+    tile: int = 0
+    warmup_seconds: float = 0.0
 
     @property
     def fps(self) -> float:
@@ -78,21 +92,32 @@ def even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
-def decoder_command(path: Path, matrix: str) -> list[str]:
-    """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix explicitly."""
+def _threads(threads: int | None, *, position: str) -> list[str]:
+    if not threads:
+        return []
+    return ["-filter_threads", str(threads)] if position == "global" else ["-threads", str(threads)]
+
+
+def decoder_command(path: Path, matrix: str, threads: int | None = None) -> list[str]:
+    """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix explicitly.
+
+    `threads` caps ffmpeg's threads (None: ffmpeg's choice); the output is the same either way.
+    """
     convert = f"scale=in_color_matrix={matrix}:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24"
-    return media.ffmpeg_args("-i", media.input_path(path), "-map", "0:v:0", "-vf", convert,
+    return media.ffmpeg_args(*_threads(threads, position="global"), *_threads(threads, position="input"),
+                             "-i", media.input_path(path), "-map", "0:v:0", "-vf", convert,
                              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 
 
-def encoder_command(path: Path, width: int, height: int, fps: str) -> list[str]:
+def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None) -> list[str]:
     """ffmpeg storing raw RGB24 frames losslessly (FFV1, 10-bit 4:2:0, BT.709) in a Matroska shard."""
     convert = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p10le"
     return media.ffmpeg_args(
+        *_threads(threads, position="global"),
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
         "-vf", convert, "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-        "-f", "matroska", str(path),
+        *_threads(threads, position="output"), "-f", "matroska", str(path),
     )
 
 
@@ -120,146 +145,380 @@ def run_tiled(chain: Chain, batch: torch.Tensor, tile: int, overlap: int) -> tor
     return out
 
 
-def process(chain: Chain, frames: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
-    """uint8 NHWC frames in, uint8 NHWC frames of `size` (h, w) out, on the chain's device."""
-    batch = frames.permute(0, 3, 1, 2).to(chain.dtype).div_(255).contiguous(memory_format=torch.channels_last)
+def to_model(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 NHWC frames → NCHW channels-last `dtype` in [0, 1], on the frames' device."""
+    # NHWC permuted to NCHW is already channels-last in memory: the conversion copies nothing twice
+    return frames.permute(0, 3, 1, 2).to(dtype).div_(255).contiguous(memory_format=torch.channels_last)
+
+
+def run_chain(chain: Chain, batch: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
+    """The chain over a float batch (tiled when `tile`), resized to `size` (h, w) if the chain overshoots."""
     result = run_tiled(chain, batch, tile, overlap) if tile else chain(batch)
     if tuple(result.shape[-2:]) != size:
         # the chain overshoots the asked scale (a ×4 model on a ×2 job): resize once, with antialiasing
         result = F.interpolate(result.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
+    return result
+
+
+def to_frames(result: torch.Tensor) -> torch.Tensor:
+    """NCHW float in [0, 1] → uint8 NHWC frames (rounded half to even), on the result's device."""
     return result.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def _reader(proc: subprocess.Popen, frame_bytes: int, shape: tuple[int, int, int], out: queue.Queue,
-            pin: bool, errors: list) -> None:
-    try:
-        while True:
-            data = proc.stdout.read(frame_bytes)
-            if not data:
-                break
-            if len(data) != frame_bytes:
-                raise RemasterError(f"decoder gave a partial frame ({len(data)} of {frame_bytes} bytes)")
-            frame = torch.from_numpy(np.frombuffer(data, dtype=np.uint8).reshape(shape))
-            out.put(frame.pin_memory() if pin else frame)
-    except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
-        errors.append(error)
-    finally:
-        out.put(_END)
+def process(chain: Chain, frames: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
+    """uint8 NHWC frames in, uint8 NHWC frames of `size` (h, w) out, on the chain's device."""
+    return to_frames(run_chain(chain, to_model(frames, chain.dtype), size, tile, overlap))
 
 
-def _writer(proc: subprocess.Popen, frames: queue.Queue, errors: list, written: list) -> None:
+# On the CPU the conversions run in numpy in the reader and writer threads: single-threaded, beside the
+# model, instead of as small parallel regions between its layers (each a stall when cores are contended).
+def host_to_model(frames: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC frames → float32 NCHW channels-last in [0, 1] (what `to_model` gives, in numpy)."""
+    return torch.from_numpy(np.divide(frames, np.float32(255), dtype=np.float32)).permute(0, 3, 1, 2)
+
+
+def host_to_frames(result: torch.Tensor) -> np.ndarray:
+    """CPU NCHW float in [0, 1] → uint8 NHWC frames, the same values `to_frames` gives (numpy, in place)."""
+    frames = result.permute(0, 2, 3, 1)
+    if frames.dtype != torch.float32 or not frames.is_contiguous():
+        frames = frames.float().contiguous()
+    values = frames.numpy()
+    np.clip(values, 0, 1, out=values)
+    np.multiply(values, np.float32(255), out=values)
+    np.rint(values, out=values)  # half to even, like torch.round
+    return values.astype(np.uint8)
+
+
+class CompiledChain:
+    """A chain whose forward runs through `torch.compile`; same attributes, same outputs to fp tolerance."""
+
+    compiled = True
+
+    def __init__(self, chain: Chain):
+        self.chain = chain
+        self.forward = torch.compile(chain.__call__)
+
+    steps = property(lambda self: self.chain.steps)
+    device = property(lambda self: self.chain.device)
+    dtype = property(lambda self: self.chain.dtype)
+    scale = property(lambda self: self.chain.scale)
+    min_size = property(lambda self: self.chain.min_size)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.forward(batch)
+
+
+def chain_name(chain) -> str:
+    return " → ".join(str(getattr(getattr(step, "architecture", None), "name", type(step).__name__))
+                      for step in chain.steps)
+
+
+def prepare_chain(chain, *, compile: bool, log: logging.Logger):
+    """The chain as the engine runs it: known slow paths patched (in place), compiled if asked.
+
+    Calling it again on its own result changes nothing, so a caller may prepare a chain once and reuse it.
+    """
+    for patch in fastpaths.apply(chain):
+        log.info("fast path: %s", patch)
+    if compile and not getattr(chain, "compiled", False):
+        return CompiledChain(chain)
+    return chain
+
+
+def batch_for_memory(free_bytes: int, frame_bytes: int, *, most: int = MOST_BATCH) -> int:
+    """Frames per batch that fit in MEMORY_FRACTION of `free_bytes` when one frame needs `frame_bytes`."""
+    return max(1, min(most, int(free_bytes * MEMORY_FRACTION // max(frame_bytes, 1))))
+
+
+def tile_for_memory(free_bytes: int, pixel_bytes: float, overlap: int, *, least: int = 32) -> int:
+    """The largest tile (a multiple of 16 source pixels) whose overlapped square fits in the free memory."""
+    side = int(math.sqrt(free_bytes * MEMORY_FRACTION / max(pixel_bytes, 1e-9))) - 2 * overlap
+    return max(least, side // 16 * 16)
+
+
+def _peak_bytes(chain, shape: tuple[int, int], size: tuple[int, int], tile: int, overlap: int) -> int:
+    """GPU memory one frame takes through `process` (inputs, activations, outputs), measured."""
+    device = chain.device
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    frames = torch.zeros((1, *shape, 3), dtype=torch.uint8, device=device)
+    process(chain, frames, size, tile, overlap)
+    torch.cuda.synchronize(device)
+    return max(torch.cuda.max_memory_allocated(device) - base, 1)
+
+
+def plan_memory(chain, shape: tuple[int, int], size: tuple[int, int], settings: UpscaleSettings,
+                log: logging.Logger) -> tuple[int, int]:
+    """(batch size, tile) for a GPU: the config's when given, else what the free memory holds."""
+    batch, tile, overlap = settings.batch_size, settings.tile, settings.tile_overlap
+    if batch is not None:
+        return batch, tile
+    free, total = torch.cuda.mem_get_info(chain.device)
     try:
-        while (item := frames.get()) is not _END:
-            proc.stdin.write(item.numpy().tobytes())
-            written[0] += 1
-    except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
-        errors.append(error)
-        while frames.get() is not _END:  # keep draining so the producer never blocks
-            pass
-    finally:
+        frame_bytes = _peak_bytes(chain, shape, size, tile, overlap)
+    except torch.OutOfMemoryError:
+        # a whole frame does not fit: measure a small tile and take the biggest tile the memory holds
+        torch.cuda.empty_cache()
+        probe = max(64, chain.min_size)
         try:
-            proc.stdin.close()
-        except OSError:
-            pass
+            pixel_bytes = _peak_bytes(chain, shape, size, probe, overlap) / (probe + 2 * overlap) ** 2
+        except torch.OutOfMemoryError:
+            raise RemasterError(f"out of GPU memory even for one {probe}-pixel tile ({free / 2**30:.1f} GiB free); "
+                                "free GPU memory or use a smaller model") from None
+        tile = tile_for_memory(free, pixel_bytes, overlap, least=max(32, chain.min_size))
+        frame_bytes = int(pixel_bytes * (tile + 2 * overlap) ** 2)
+    torch.cuda.empty_cache()
+    batch = batch_for_memory(free, frame_bytes)
+    log.info("GPU memory: %.1f of %.1f GiB free, %.0f MiB per frame → batch %d, tile %s", free / 2**30,
+             total / 2**30, frame_bytes / 2**20, batch, tile or "none")
+    return batch, tile
 
 
-def default_batch(chain: Chain) -> int:
+def _read_into(stream, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        count = stream.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    return got
+
+
+def _reader(proc: subprocess.Popen, frame_bytes: int, free: queue.Queue, inbox: queue.Queue, errors: list,
+            read: list, convert: bool) -> None:
+    """Fill free host buffers with whole frames from the decoder; (frames, count) go to the inbox.
+
+    With `convert` (the CPU) the frames go as float batches and the buffer is refilled at once; else the
+    uint8 buffer itself goes, and comes back through `free` with the event after which it may be refilled.
+    """
+    try:
+        while (slot := free.get()) is not None:
+            buffer, reusable = slot
+            if reusable is not None:
+                reusable.synchronize()  # the previous host→GPU copy out of this buffer has finished
+            got = _read_into(proc.stdout, memoryview(buffer.numpy()).cast("B"))
+            if got % frame_bytes:
+                raise RemasterError(f"decoder gave a partial frame ({got % frame_bytes} of {frame_bytes} bytes)")
+            count = got // frame_bytes
+            if count:
+                read[0] += count
+                inbox.put((host_to_model(buffer[:count].numpy()), count) if convert else (buffer, count))
+            if convert:
+                free.put((buffer, None))
+            if got < buffer.numel():
+                break
+    except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+        errors.append(error)
+    finally:
+        inbox.put(_END)
+
+
+def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: list) -> None:
+    """Write (frames, count, ready event, pool) items to the encoder; hand pooled buffers back."""
+    failed = False
+    while (item := outbox.get()) is not _END:
+        frames, count, ready, pool = item
+        try:
+            if not failed:
+                if ready is not None:
+                    ready.synchronize()  # the GPU→host copy into this pinned buffer has landed
+                data = frames[:count].numpy() if frames.dtype == torch.uint8 else host_to_frames(frames[:count])
+                proc.stdin.write(memoryview(data).cast("B"))
+                written[0] += count
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+            errors.append(error)
+            failed = True  # keep draining, so the main thread never blocks on a full queue
+        finally:
+            if pool is not None:
+                pool.put(frames)
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+
+
+class _Sender:
+    """Hands the chain's results to the writer: on the CPU as they are (the writer converts them), on a GPU
+    as uint8 frames converted there and copied into pinned buffers on a copy stream."""
+
+    def __init__(self, device: torch.device, shape: tuple[int, ...], slots: int, outbox: queue.Queue):
+        self.device, self.outbox = device, outbox
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.stream = torch.cuda.Stream(device)
+            self.pool: queue.Queue = queue.Queue()
+            for _ in range(slots):
+                self.pool.put(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
+
+    def send(self, result: torch.Tensor) -> None:
+        count = len(result)
+        if not self.cuda:
+            self.outbox.put((result, count, None, None))
+            return
+        frames = to_frames(result)
+        host = self.pool.get()  # waits while the writer is behind: the GPU runs at most `slots` ahead
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.stream):
+            host[:count].copy_(frames, non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record(self.stream)
+        frames.record_stream(self.stream)  # its memory is not reused before the copy has read it
+        self.outbox.put((host, count, ready, self.pool))
+
+
+def default_batch(chain) -> int:
     return 1 if chain.device.type == "cpu" else 4
 
 
+def _padded(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """The batch repeated at its last frame up to `size`, so a compiled model sees one shape only."""
+    missing = size - len(frames)
+    return torch.cat([frames, frames[-1:].expand(missing, *frames.shape[1:])]) if missing > 0 else frames
+
+
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
-                 settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1) -> ShardResult:
+                 settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
+                 chain=None) -> ShardResult:
     """Upscale every frame of `in_path` into `out_path` (written under a temporary name, renamed when whole).
 
+    `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`.
     Raises RemasterError, leaving no file at `out_path`, if any frame is missing or extra.
     """
     if threads > 0:
         torch.set_num_threads(threads)
     stream = media.ffprobe_json(in_path, "-select_streams", "v:0")["streams"][0]
     width, height = int(stream["width"]), int(stream["height"])
-    chain = load_chain([step.path for step in settings.models], device=settings.device, precision=settings.precision)
+    if chain is None:
+        # the steps themselves, so each step's own precision/tile options reach models.load_chain
+        chain = load_chain(list(settings.models), device=settings.device, precision=settings.precision)
+    chain = prepare_chain(chain, compile=settings.compile, log=log)
+    device = chain.device
+    cuda = device.type == "cuda"
     scale = settings.scale or chain.scale
     out_w, out_h = even(width * scale), even(height * scale)
-    log.info("%s: %d frames %dx%d → %dx%d, chain ×%d (%s) on %s at %s", label, expected_frames, width, height,
-             out_w, out_h, chain.scale, " → ".join(s.architecture.name for s in chain.steps), chain.device,
-             str(chain.dtype).removeprefix("torch."))
+    log.info("%s: %d frames %dx%d → %dx%d, chain ×%d (%s) on %s at %s%s", label, expected_frames, width, height,
+             out_w, out_h, chain.scale, chain_name(chain), device, str(chain.dtype).removeprefix("torch."),
+             ", compiled" if getattr(chain, "compiled", False) else "")
+
+    warm_start = time.monotonic()
+    with torch.inference_mode():
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # one frame size per shard: autotuned kernels pay off
+            batch_size, tile = plan_memory(chain, (height, width), (out_h, out_w), settings, log)
+        else:
+            batch_size, tile = settings.batch_size or default_batch(chain), settings.tile
+        batch_size = max(1, min(batch_size, expected_frames or 1))
+        static = getattr(chain, "compiled", False)
+        if static:
+            try:
+                process(chain, torch.zeros((batch_size, height, width, 3), dtype=torch.uint8, device=device),
+                        (out_h, out_w), tile, settings.tile_overlap)
+                if cuda:
+                    torch.cuda.synchronize(device)
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()  # the loop below shrinks the batch and compiles again
+            log.info("%s: torch.compile warm-up %.1f s (batch %d)", label, time.monotonic() - warm_start, batch_size)
+    warmup = time.monotonic() - warm_start
 
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
-    decoder = subprocess.Popen(decoder_command(in_path, matrix), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps), stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    start = time.monotonic()
+    # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
+    coder_threads = None if cuda else 1
+    decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads), stdin=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     errors: list = []
-    written = [0]
-    inbox: queue.Queue = queue.Queue(maxsize=settings.queue_frames)
-    outbox: queue.Queue = queue.Queue(maxsize=settings.queue_frames)
-    pin = chain.device.type == "cuda"
-    reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, (height, width, 3), inbox, pin, errors), daemon=True)
+    read, written = [0], [0]
+    slots = max(2, -(-settings.queue_frames // batch_size)) + 1
+    free: queue.Queue = queue.Queue()
+    for _ in range(slots):
+        free.put((torch.empty((batch_size, height, width, 3), dtype=torch.uint8, pin_memory=cuda), None))
+    inbox: queue.Queue = queue.Queue(maxsize=slots)
+    outbox: queue.Queue = queue.Queue(maxsize=slots)
+    sender = _Sender(device, (batch_size, out_h, out_w, 3), slots, outbox)
+    reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, free, inbox, errors, read, not cuda),
+                              daemon=True)
     writer = threading.Thread(target=_writer, args=(encoder, outbox, errors, written), daemon=True)
     reader.start()
     writer.start()
 
-    batch_size = settings.batch_size or default_batch(chain)
-    tile = settings.tile
     progress = Progress(label, expected_frames, log)
-    read = 0
-    start = time.monotonic()
-    pending: list[torch.Tensor] = []
-    finished = False
+    processed = 0
+    completed = False
     try:
         with torch.inference_mode():
-            while not finished or pending:
-                while not finished and len(pending) < batch_size:
-                    item = inbox.get()
-                    if item is _END:
-                        finished = True
-                    else:
-                        pending.append(item)
-                        read += 1
+            while (item := inbox.get()) is not _END:
+                frames, count = item
+                if cuda:  # uint8 over the bus, converted on the GPU
+                    batch = frames[:count].to(device, non_blocking=True)
+                    copied = torch.cuda.Event()
+                    copied.record()
+                    free.put((frames, copied))
+                    batch = to_model(batch, chain.dtype)
+                else:  # already float, converted by the reader
+                    batch = frames if chain.dtype == torch.float32 else frames.to(chain.dtype)
+                done = 0
+                while done < count:
+                    take = min(batch_size, count - done)
+                    part = batch[done:done + take]
+                    try:
+                        result = run_chain(chain, _padded(part, batch_size) if static else part, (out_h, out_w),
+                                           tile, settings.tile_overlap)
+                    except torch.OutOfMemoryError:
+                        # shrink the batch, then the tile, and redo the same frames: never skip one
+                        torch.cuda.empty_cache()
+                        if batch_size > 1:
+                            batch_size //= 2
+                        elif (tile or max(width, height)) // 2 >= max(chain.min_size, 32):
+                            tile = (tile or max(width, height)) // 2
+                        else:
+                            raise RemasterError(
+                                f"{in_path}: out of GPU memory even at batch 1 and tile {tile}; "
+                                "free GPU memory or set a smaller tile") from None
+                        log.warning("%s: out of memory; retrying at batch %d, tile %d", label, batch_size, tile)
+                        continue
+                    sender.send(result[:take])
+                    done += take
+                    processed += take
+                    progress.advance(take)
                 if errors:
                     raise errors[0]
-                if not pending:
-                    break
-                frames = torch.stack(pending[:batch_size]).to(chain.device, non_blocking=True)
-                try:
-                    result = process(chain, frames, (out_h, out_w), tile, settings.tile_overlap)
-                except torch.OutOfMemoryError:
-                    # shrink the batch, then the tile, and redo the same frames: never skip one
-                    del frames
-                    torch.cuda.empty_cache()
-                    if batch_size > 1:
-                        batch_size //= 2
-                    elif (tile or max(width, height)) // 2 >= max(chain.min_size, 32):
-                        tile = (tile or max(width, height)) // 2
-                    else:
-                        raise RemasterError(f"{in_path}: out of GPU memory even at batch 1 and tile {tile}") from None
-                    log.warning("%s: out of memory; retrying at batch %d, tile %d", label, batch_size, tile)
-                    continue
-                host = result.cpu()
-                for frame in host:
-                    outbox.put(frame)
-                done = len(host)
-                del pending[:done]
-                progress.advance(done)
+        completed = True
     finally:
+        if not completed:
+            decoder.kill()
+        free.put(None)  # wakes the reader if it waits for a buffer
+        while reader.is_alive():  # or for room in the inbox
+            try:
+                inbox.get(timeout=0.1)
+            except queue.Empty:
+                pass
         outbox.put(_END)
         writer.join()
         decoder.stdout.close()
         decoder_rc = decoder.wait()
         encoder_rc = encoder.wait()
-        reader.join(timeout=5)
+        if not completed:
+            tmp.unlink(missing_ok=True)
     if errors:
+        tmp.unlink(missing_ok=True)
         raise errors[0]
     if decoder_rc != 0:
         raise RemasterError(f"{in_path}: decoding failed: {decoder.stderr.read().decode(errors='replace').strip()[-300:]}")
     if encoder_rc != 0:
         raise RemasterError(f"{out_path}: encoding failed: {encoder.stderr.read().decode(errors='replace').strip()[-300:]}")
     stored = media.count_packets(tmp)
-    if not (read == written[0] == stored == expected_frames):
+    if not (read[0] == processed == written[0] == stored == expected_frames):
         tmp.unlink(missing_ok=True)
-        raise RemasterError(f"{in_path}: frame count mismatch (expected {expected_frames}, read {read}, "
-                            f"written {written[0]}, stored {stored}); the shard was not kept")
+        raise RemasterError(f"{in_path}: frame count mismatch (expected {expected_frames}, read {read[0]}, "
+                            f"upscaled {processed}, written {written[0]}, stored {stored}); the shard was not kept")
     os.replace(tmp, out_path)
     seconds = time.monotonic() - start
-    result = ShardResult(expected_frames, seconds, out_w, out_h, str(chain.device), str(chain.dtype).removeprefix("torch."))
-    log.info("%s: done, %d frames in %s (%.2f fps)", label, result.frames, _duration(seconds), result.fps)
+    result = ShardResult(expected_frames, seconds, out_w, out_h, str(device), str(chain.dtype).removeprefix("torch."),
+                         batch_size, tile, warmup)
+    log.info("%s: done, %d frames in %s (%.2f fps, batch %d, tile %s)", label, result.frames, _duration(seconds),
+             result.fps, batch_size, tile or "none")
     return result
