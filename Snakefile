@@ -18,17 +18,29 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/source.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/upscale.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/mux.smk"
+include: "workflow/rules/preview.smk"
+include: "workflow/rules/verify.smk"
+include: "workflow/rules/report.smk"
+
+
+onstart:
+    check_models_at_start()
 
 
 localrules:
     all,
-    probe,
+    plan,
+    preview,
 
 
 rule all:
@@ -37,9 +49,15 @@ rule all:
         MASTER,
         # the upscaled shards are kept (GPU-hours each): a deleted one is redone, and all after it
         upscaled_shards,
+        # checked against the source (a failed check stops the run), with its before/after and report pages
+        rules.verify_master.output,
+        rules.preview.output,
+        rules.summarize_run.output,
+        # what each model of the chain is (architecture, scale, precisions), for the report
+        rules.check_models.output,
 
 
-rule probe:
-    """Just the probe: afterwards `snakemake -n` shows every shard of the plan."""
+rule plan:
+    """Probe, decide and prepare the title: afterwards `snakemake -n` shows every shard of the run."""
     input:
-        PROBE,
+        PREPARED,

@@ -46,11 +46,12 @@ def test_dry_run_plans_one_upscale_job_per_shard(tmp_path, demo_disc, tiny_model
     write_config(tmp_path, source=demo_disc, output="out.mkv", models=[str(tiny_model)], shard_frames=SHARD_FRAMES,
                  encoder=FAST_ENCODER)
     before = planned_jobs(tmp_path)
-    assert before.get("probe_source") == 1 and "upscale_shard" not in before  # shards are known after the probe
-    snakemake(tmp_path, "--cores", "1", "probe")
+    # shards are known once the title is prepared (its frame count after inverse telecine or deinterlacing)
+    assert before.get("prepare_title") == 1 and "upscale_shard" not in before
+    snakemake(tmp_path, "--cores", "1", "plan")
     after = planned_jobs(tmp_path)
     assert after["upscale_shard"] == 3 and after["extract_shard"] == 3 and after["encode_shard"] == 3
-    assert after["mux_master"] == 1 and "probe_source" not in after
+    assert after["mux_master"] == 1 and "probe_source" not in after and "prepare_title" not in after
 
 
 def test_master_matches_the_source(run, demo_disc):
@@ -62,7 +63,8 @@ def test_master_matches_the_source(run, demo_disc):
 
     video = json.loads(ffprobe(master, "-select_streams", "v:0", "-show_entries",
                                "stream=width,height,display_aspect_ratio", "-of", "json"))["streams"][0]
-    assert (video["width"], video["height"]) == (1440, 960)
+    # 720×480 at 4:3 is 640×480 in square pixels; ×2 is 1280×960
+    assert (video["width"], video["height"]) == (1280, 960)
     assert video["display_aspect_ratio"] == "4:3"
 
     for track in (0, 1):
@@ -94,7 +96,7 @@ def test_deleted_shard_alone_is_redone(run):
     kept = {p.name: p.stat().st_mtime_ns for p in upscaled.iterdir() if p.name != "0001.mkv"}
     (upscaled / "0001.mkv").unlink()
     assert planned_jobs(workdir) == {"extract_shard": 1, "upscale_shard": 1, "encode_shard": 1, "mux_master": 1,
-                                     "all": 1}
+                                     "verify_master": 1, "summarize_run": 1, "all": 1}
     snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
     assert {p.name: p.stat().st_mtime_ns for p in upscaled.iterdir() if p.name != "0001.mkv"} == kept
     assert (upscaled / "0001.mkv").is_file()
@@ -105,7 +107,8 @@ def test_encoder_change_redoes_no_gpu_work(run):
     workdir, config, _ = run
     write_config(workdir, **{**config, "encoder": {**FAST_ENCODER, "crf": 30}})
     try:
-        assert planned_jobs(workdir) == {"encode_shard": 3, "mux_master": 1, "all": 1}
+        assert planned_jobs(workdir) == {"encode_shard": 3, "mux_master": 1, "verify_master": 1, "summarize_run": 1,
+                                         "all": 1}
     finally:
         write_config(workdir, **config)
 

@@ -1,0 +1,43 @@
+# frames spread over the title: a few minutes on a CPU even with a heavy model
+PREVIEW_STILLS = 6
+
+
+rule preview:
+    """Before/after stills of a few frames spread over the title: judge the model in minutes, not hours."""
+    input:
+        title=title_file(),
+        probe=PROBE,
+        frames=rules.probe_source.output.frames,
+        plan=PLAN,
+        models=[str(step.path) for step in SETTINGS.upscale.models],
+    output:
+        stills=report(
+            expand(
+                f"{RESULTS}/preview/still_{{n}}.png", n=range(1, PREVIEW_STILLS + 1)
+            ),
+            caption="../report/preview.rst",
+            category="2. Preview",
+            labels={"figure": "before | after"},
+        ),
+        flip=report(
+            f"{RESULTS}/preview/flip.png",
+            caption="../report/flip.rst",
+            category="2. Preview",
+            labels={"figure": "flip (animated)"},
+        ),
+        frames=f"{RESULTS}/preview/frames.json",
+    log:
+        f"{LOGS}/preview.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=30,
+    params:
+        # like upscale_shard: a different chain or scale redoes the preview, device or tile do not
+        chain=SETTINGS.upscale.staleness_key(),
+        settings=SETTINGS.upscale,
+    script:
+        "../scripts/preview.py"

@@ -1,0 +1,21 @@
+"""Snakemake adapter: before/after stills of a few frames spread over the title, and a flip animation."""
+
+import json
+from pathlib import Path
+
+from remaster.logs import reported, step_logger
+from remaster.preview import make_preview
+from remaster.shards import atomic_output
+
+log = step_logger("preview", snakemake.log[0])
+with reported(log):
+    probe = json.loads(Path(snakemake.input.probe).read_text())
+    plan = json.loads(Path(snakemake.input.plan).read_text())
+    timestamps = [float(line) for line in Path(snakemake.input.frames).read_text().split()]
+    shown = make_preview(
+        Path(snakemake.input.title), probe, timestamps, snakemake.params.settings,
+        [Path(p) for p in snakemake.output.stills], Path(snakemake.output.flip), log, plan=plan,
+        threads=snakemake.threads,
+    )
+    with atomic_output(Path(snakemake.output.frames)) as tmp:
+        tmp.write_text(json.dumps(shown, indent=2) + "\n")

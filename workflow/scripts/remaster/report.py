@@ -1,0 +1,218 @@
+"""What the run report shows, as small self-contained HTML pages and TSV tables.
+
+The probe's summary (the front end's decisions), per-shard timings from the benchmark files and the
+upscale logs, the verification, the flicker measure and the disk used. Snakemake's report embeds the
+pages (`report()` outputs); the TSV files are for scripts and spreadsheets.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+from pathlib import Path
+
+STYLE = """<style>
+body{font-family:system-ui,sans-serif;margin:1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f0f0f0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.fail{color:#b00020;font-weight:bold}.ok{color:#0a7d20}
+</style>"""
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "<td>–</td>"
+    if isinstance(value, bool):
+        return f'<td class="{"ok" if value else "fail"}">{"pass" if value else "FAIL"}</td>'
+    if isinstance(value, (int, float)):
+        return f'<td class="num">{html.escape(f"{value:,}" if isinstance(value, int) else f"{value:,.4g}")}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def table(columns: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(title: str, *sections: tuple[str, str]) -> str:
+    """A whole HTML document: a title, then (heading, html) sections."""
+    parts = [f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections]
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}"
+            f"</head><body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n")
+
+
+def tsv(columns: list[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        return "NA" if value is None else str(value)
+
+    return "\n".join(["\t".join(columns), *("\t".join(cell(v) for v in row) for row in rows)]) + "\n"
+
+
+# --- the probe ---------------------------------------------------------------------------------------
+
+def probe_page(probe: dict, *, disc: str, shard_frames: int, shards: int, models: list[str],
+               scale: float | None, plan: dict | None = None, facts: dict | None = None) -> str:
+    video = probe["video"]
+    rows = [
+        ["title file", probe.get("title_file")],
+        ["read from", ", ".join(probe.get("source_parts") or []) or probe.get("title_file")],
+        ["frames", probe["frame_count"]],
+        ["frame rate", video["fps"]],
+        ["duration (s)", round(float(video.get("duration") or 0), 3)],
+        ["stored size", f"{video['width']}×{video['height']} {video.get('codec')} {video.get('pix_fmt')}"],
+        ["aspect", f"SAR {video['sar']}, DAR {video['dar']}"],
+        ["field order", video.get("field_order")],
+        ["colour", f"{video.get('color_space')} / {video.get('color_primaries')} / {video.get('color_transfer')}, "
+                   f"range {video.get('color_range')}"],
+        ["shards", f"{shards} of up to {shard_frames} frames"],
+        ["model chain", " → ".join(Path(m).name for m in models)],
+        ["scale", "the chain's own" if scale is None else f"×{scale:g}"],
+    ]
+    sections = [("Source", table(["property", "value"], rows))]
+    plan = plan or probe.get("plan")
+    if plan:
+        decisions = [[name, _short(d.get("value")), d.get("source"), d.get("evidence"), d.get("override")]
+                     for name, d in (plan.get("decisions") or {}).items()]
+        if decisions:
+            sections.append(("The front end's decisions",
+                             table(["decision", "value", "from", "evidence", "config key to override"], decisions)))
+        shown = {k: v for k, v in plan.items() if k not in ("decisions", "scan_evidence", "audio", "subtitles")}
+        sections.append(("Plan", table(["key", "value"], [[k, _short(v)] for k, v in shown.items()])))
+    if facts:
+        sections.append(("Prepared title (what the models get)",
+                         table(["key", "value"], [[k, v] for k, v in facts.items()])))
+    audio = [[n, a.get("codec"), a.get("channels"), a.get("sample_rate"), a.get("language") or "–",
+              round(float(a.get("start_time") or 0), 4)] for n, a in enumerate(probe.get("audio", []))]
+    sections.append(("Audio tracks (copied bit for bit)",
+                     table(["track", "codec", "channels", "rate", "language", "start (s)"], audio)
+                     if audio else "<p>none</p>"))
+    subtitles = [[n, s.get("codec"), s.get("language") or "–"] for n, s in enumerate(probe.get("subtitles", []))]
+    if subtitles:
+        sections.append(("Subtitles", table(["track", "codec", "language"], subtitles)))
+    chapters = [[n + 1, round(c["start"], 3), c.get("title") or ""] for n, c in enumerate(probe.get("chapters", []))]
+    sections.append(("Chapters", table(["chapter", "start (s)", "title"], chapters) if chapters else "<p>none</p>"))
+    return page(f"{disc}: what the probe found", *sections)
+
+
+# --- timings -----------------------------------------------------------------------------------------
+
+def read_benchmark(path: Path) -> dict:
+    """The last row of a Snakemake benchmark file as {column: text} ({} when there is none)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split("\t"), lines[-1].split("\t")))
+
+
+_STARTED = re.compile(r"frames (\d+)x(\d+) → (\d+)x(\d+), chain ×\S+ \((.*)\) on (\S+) at (\S+)")
+_DONE = re.compile(r"done, (\d+) frames in \S+ \(([\d.]+) fps")
+_HOST = re.compile(r"\bhost[:= ]+([\w.-]+)")
+
+
+def read_upscale_log(path: Path) -> dict:
+    """Device, precision, chain, host (when logged) and the final fps of one upscale log."""
+    found: dict = {}
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return found
+    if match := _STARTED.search(text):
+        found.update(size=f"{match[1]}×{match[2]} → {match[3]}×{match[4]}", chain=match[5], device=match[6],
+                     precision=match[7])
+    if match := _DONE.search(text):
+        found.update(frames=int(match[1]), fps=float(match[2]))
+    if match := _HOST.search(text):
+        found["host"] = match[1]
+    return found
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return round(float(text), 2)
+    except (TypeError, ValueError):
+        return None
+
+
+TIMING_COLUMNS = ["shard", "frames", "upscale_s", "fps", "device", "precision", "host", "max_rss_mb",
+                  "cpu_s", "encode_s"]
+
+
+def shard_timings(shards: list[str], benchmarks: Path, logs: Path) -> list[list]:
+    """One row per shard: upscale time and speed, where it ran, memory, and the encode time."""
+    rows = []
+    for shard in shards:
+        bench = read_benchmark(benchmarks / "upscale_shard" / f"{shard}.tsv")
+        encode = read_benchmark(benchmarks / "encode_shard" / f"{shard}.tsv")
+        log = read_upscale_log(logs / "upscale_shard" / f"{shard}.log")
+        rows.append([shard, log.get("frames"), _number(bench.get("s")), log.get("fps"), log.get("device"),
+                     log.get("precision"), log.get("host") or bench.get("host"), _number(bench.get("max_rss")),
+                     _number(bench.get("cpu_time")), _number(encode.get("s"))])
+    return rows
+
+
+# --- disk --------------------------------------------------------------------------------------------
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files under `path` (or of `path` itself), links not followed."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+DISK_COLUMNS = ["what", "path", "bytes", "GB"]
+
+
+def disk_usage(results: Path, master: Path) -> list[list]:
+    """Each step's folder under results/<disc>, the master, and the total."""
+    rows = []
+    for folder in sorted(p for p in Path(results).iterdir() if p.is_dir()) if Path(results).is_dir() else []:
+        size = tree_size(folder)
+        rows.append([folder.name, str(folder), size, round(size / 1e9, 3)])
+    if Path(master).is_file():
+        size = tree_size(master)
+        rows.append(["master", str(master), size, round(size / 1e9, 3)])
+    total = sum(row[2] for row in rows)
+    rows.append(["total", "", total, round(total / 1e9, 3)])
+    try:
+        free = shutil.disk_usage(results).free
+        rows.append(["free on that disk", "", free, round(free / 1e9, 3)])
+    except OSError:
+        pass
+    return rows
+
+
+# --- verification and flicker -------------------------------------------------------------------------
+
+def verify_page(verification: dict, flicker: list[dict], overall: dict) -> str:
+    checks = [[c["name"], c["ok"], _short(c["expected"]), _short(c["found"]), "" if c["ok"] else c["message"]]
+              for c in verification["checks"]]
+    verdict = "<p class='ok'>every check passed</p>" if verification["ok"] else "<p class='fail'>FAILED</p>"
+    sections = [("Checks", verdict + table(["property", "result", "source", "master", "problem"], checks))]
+    if flicker:
+        from .flicker import TSV_COLUMNS
+
+        sections.append(("Temporal stability per shard (mean absolute luma change between frames, 0–255)",
+                         table(TSV_COLUMNS, [[row[c] for c in TSV_COLUMNS] for row in flicker])
+                         + table(list(overall), [list(overall.values())])))
+    return page(f"Verification of {verification['master']}", *sections)
+
+
+def _short(value) -> str:
+    text = "–" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "…"

@@ -1,0 +1,43 @@
+"""Snakemake adapter: the run's summary pages for the report (probe, per-shard timings, disk used)."""
+
+import json
+from pathlib import Path
+
+from remaster import report
+from remaster.logs import reported, step_logger
+from remaster.shards import atomic_output, shard_names
+
+log = step_logger("summarize_run", snakemake.log[0])
+with reported(log):
+    probe = json.loads(Path(snakemake.input.probe).read_text())
+    params = snakemake.params
+    plan = json.loads(Path(snakemake.input.plan).read_text())
+    facts = json.loads(Path(snakemake.input.facts).read_text())
+    shards = shard_names(facts["frame_count"], params.shard_frames)
+    disc = params.disc
+    results = Path(snakemake.input.probe).parents[1]  # results/<disc>, from results/<disc>/probe_source/probe.json
+
+    def write(path, text):
+        with atomic_output(Path(path)) as tmp:
+            tmp.write_text(text)
+
+    write(snakemake.output.probe, report.probe_page(probe, disc=disc, shard_frames=params.shard_frames,
+                                                    shards=len(shards), models=params.models, scale=params.scale,
+                                                    plan=plan, facts=facts))
+
+    timings = report.shard_timings(shards, Path(params.benchmarks), Path(params.logs))
+    write(snakemake.output.timings_tsv, report.tsv(report.TIMING_COLUMNS, timings))
+    frames = sum(row[1] or 0 for row in timings)
+    seconds = sum(row[2] or 0 for row in timings)
+    overall = f"<p>{frames:,} frames upscaled in {seconds:,.0f} s of shard time"
+    overall += f" ({frames / seconds:.2f} fps overall).</p>" if seconds else ".</p>"
+    write(snakemake.output.timings, report.page(f"{disc}: per-shard timings",
+                                                ("Upscale and encode", overall
+                                                 + report.table(report.TIMING_COLUMNS, timings))))
+
+    disk = report.disk_usage(results, Path(snakemake.input.master))
+    write(snakemake.output.disk_tsv, report.tsv(report.DISK_COLUMNS, disk))
+    write(snakemake.output.disk, report.page(f"{disc}: disk used", ("Folders", report.table(report.DISK_COLUMNS,
+                                                                                             disk))))
+    log.info("summarised %d shards (%d frames, %.0f s); %s bytes under %s", len(shards), frames, seconds,
+             f"{next(row[2] for row in disk if row[0] == 'total'):,}", results)

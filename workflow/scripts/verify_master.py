@@ -1,0 +1,37 @@
+"""Snakemake adapter: check the master against the probe (a failure stops the workflow) and measure flicker."""
+
+import json
+from pathlib import Path
+
+from remaster import flicker as remaster_flicker
+from remaster.errors import RemasterError
+from remaster.logs import reported, step_logger
+from remaster.report import verify_page
+from remaster.shards import atomic_output
+from remaster.verify import verify_master
+
+log = step_logger("verify_master", snakemake.log[0])
+with reported(log):
+    probe = json.loads(Path(snakemake.input.probe).read_text())
+    plan = json.loads(Path(snakemake.input.plan).read_text())
+    facts = json.loads(Path(snakemake.input.facts).read_text())
+    result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan, facts=facts,
+                           prepared=Path(snakemake.input.prepared), shard_frames=snakemake.params.shard_frames,
+                           retimed=snakemake.params.retimed)
+    shards = [s.as_dict() for s in result.flicker]
+    overall = remaster_flicker.summary(result.flicker)
+    document = {**result.as_dict(), "flicker": {"overall": overall, "shards": shards}}
+    for check in result.checks:
+        log.info("%-16s %s", check.name, "ok" if check.ok else f"FAILED: {check.message}")
+    log.info("flicker: motion ratio %s, static-region ratio %s (master ÷ source)", overall["motion_ratio"],
+             overall["static_ratio"])
+    if not result.ok:
+        log.info("%s", json.dumps(document, indent=2))
+        raise RemasterError(result.failure_line())
+    with atomic_output(Path(snakemake.output.flicker)) as tmp:
+        tmp.write_text(remaster_flicker.to_tsv(result.flicker))
+    with atomic_output(Path(snakemake.output.html)) as tmp:
+        tmp.write_text(verify_page(result.as_dict(), shards, overall))
+    with atomic_output(Path(snakemake.output.verify)) as tmp:
+        tmp.write_text(json.dumps(document, indent=2) + "\n")
+    log.info("%s: every check passed", snakemake.input.master)
