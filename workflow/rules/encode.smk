@@ -1,7 +1,12 @@
 rule encode_shard:
     """One upscaled shard in the delivery codec; shards join later by stream copy."""
     input:
-        shard=rules.upscale_shard.output.shard,
+        # the interpolated shard when interpolate.factor > 1, else the upscaled one
+        shard=branch(
+            SETTINGS.interpolate.enabled,
+            then=rules.interpolate_shard.output.shard,
+            otherwise=rules.upscale_shard.output.shard,
+        ),
         plan=PLAN,
     output:
         video=ensure(f"{RESULTS}/encode_shard/{{shard}}.mkv", non_empty=True),

@@ -15,5 +15,7 @@ rule mux_master:
         ENV
     params:
         disc=DISC,
+        # interpolate.factor: the master holds factor × the prepared title's frames
+        factor=SETTINGS.interpolate.factor,
     script:
         "../scripts/mux_master.py"

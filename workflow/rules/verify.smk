@@ -32,5 +32,6 @@ rule verify_master:
     params:
         shard_frames=SETTINGS.shard_frames,
         retimed=SETTINGS.frontend.fps != "auto",
+        interpolation_factor=SETTINGS.interpolate.factor,
     script:
         "../scripts/verify_master.py"

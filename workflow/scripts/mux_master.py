@@ -40,8 +40,10 @@ with reported(log):
             )
             media.run(cmd, what=f"{output}: muxing")
             frames = media.count_packets(tmp)
-            if frames != facts["frame_count"]:
-                raise RemasterError(f"{output}: the master holds {frames} frames, the prepared title {facts['frame_count']}")
+            expected = facts["frame_count"] * snakemake.params.get("factor", 1)
+            if frames != expected:
+                raise RemasterError(f"{output}: the master holds {frames} frames, expected {expected} "
+                                    f"(the prepared title's {facts['frame_count']} × interpolate.factor)")
     finally:
         list_file.unlink(missing_ok=True)
         chapters_file.unlink(missing_ok=True)

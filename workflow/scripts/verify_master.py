@@ -17,7 +17,8 @@ with reported(log):
     facts = json.loads(Path(snakemake.input.facts).read_text())
     result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan, facts=facts,
                            prepared=Path(snakemake.input.prepared), shard_frames=snakemake.params.shard_frames,
-                           retimed=snakemake.params.retimed)
+                           retimed=snakemake.params.retimed,
+                           interpolation_factor=snakemake.params.get("interpolation_factor", 1))
     shards = [s.as_dict() for s in result.flicker]
     overall = remaster_flicker.summary(result.flicker)
     document = {**result.as_dict(), "flicker": {"overall": overall, "shards": shards}}

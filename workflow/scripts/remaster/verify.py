@@ -88,12 +88,13 @@ def _language(code: str | None) -> str | None:
 
 
 def expectations(probe: dict, plan: dict | None = None, facts: dict | None = None, *,
-                 retimed: bool = False) -> Expected:
+                 retimed: bool = False, interpolation_factor: int = 1) -> Expected:
     """The master's expected properties.
 
     Frame count and rate: the prepared title's facts, else a `plan` key of the probe, else the probe.
     Duration: the source video's (a rate change by IVTC or deinterlacing keeps it), or frames ÷ rate when
     the config retimed the frames on purpose. Aspect, languages and chapters: the plan's, else the probe's.
+    Frame interpolation multiplies frames and rate by its factor, and keeps the duration.
     """
     video = probe["video"]
     inline = probe.get("plan") or {}
@@ -102,6 +103,7 @@ def expectations(probe: dict, plan: dict | None = None, facts: dict | None = Non
     frames = int(facts.get("frame_count") or inline.get("frame_count") or probe["frame_count"])
     fps = Fraction(str(facts.get("fps") or inline.get("fps") or plan.get("fps") or video["fps"]))
     duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
+    frames, fps = frames * interpolation_factor, fps * interpolation_factor
     aspect = media.fraction(str(plan.get("display_aspect") or video["dar"]))
     if not aspect:
         aspect = Fraction(int(video["width"]), int(video["height"]))
@@ -291,7 +293,7 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
 
 def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: dict | None = None,
                   facts: dict | None = None, prepared: Path | None = None, shard_frames: int | None = None,
-                  retimed: bool = False) -> Verification:
+                  retimed: bool = False, interpolation_factor: int = 1) -> Verification:
     """Check the master against its source and return every check (a differing property never raises).
 
     `title` (the source title file) enables the bit-identity check of the audio; flicker is measured
@@ -300,11 +302,11 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
     master = Path(master)
     if not master.is_file():
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
-    expected = expectations(probe, plan, facts, retimed=retimed)
+    expected = expectations(probe, plan, facts, retimed=retimed, interpolation_factor=interpolation_factor)
     result = Verification(str(master))
     result.checks = check_container(master, probe, expected, title)
 
-    per_shard = shard_frames or expected.frames
+    per_shard = shard_frames * interpolation_factor if shard_frames else expected.frames
     bounds = [(name, *shard_bounds(expected.frames, per_shard, k))
               for k, name in enumerate(shard_names(expected.frames, per_shard))]
     source = prepared or title
