@@ -1,0 +1,13 @@
+"""Snakemake adapter: clean frames and their synthetically degraded copies."""
+
+from pathlib import Path
+
+from remaster.degrade import degrade_folder
+from remaster.logs import reported, step_logger
+
+log = step_logger("degrade", snakemake.log[0])
+with reported(log):
+    summary = degrade_folder(Path(snakemake.input.clean), Path(snakemake.output.pairs), snakemake.params.degradations,
+                             seed=int(snakemake.params.seed), val_fraction=float(snakemake.params.val_fraction), log=log)
+    log.info("%d images (%d for validation), ×%d, effects: %s", summary["images"], summary["val"], summary["scale"],
+             ", ".join(summary["effects"]))
