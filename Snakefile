@@ -26,11 +26,13 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/source.smk"
 include: "workflow/rules/frames.smk"
 include: "workflow/rules/upscale.smk"
+include: "workflow/rules/interpolate.smk"
 include: "workflow/rules/encode.smk"
 include: "workflow/rules/mux.smk"
 include: "workflow/rules/preview.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/train.smk"
 
 
 onstart:

@@ -3,22 +3,38 @@
 import json
 from dataclasses import asdict
 from functools import lru_cache
+from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
+from remaster import preflight
 from remaster import settings as remaster_settings
 from remaster.errors import RemasterError
 from remaster.shards import shard_names
 from remaster.source import resolve_source
+
+# every mistake in the config or the machine is one line (preflight.fail), never a traceback
+try:
+    preflight.check_config_keys(
+        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+    )
+except RemasterError as error:
+    preflight.fail(str(error))
 
 validate(config, "../schemas/config.schema.yaml")
 
 try:
     SETTINGS = remaster_settings.from_config(config)
     SOURCE = resolve_source(SETTINGS.source)
+    preflight.check_output(SETTINGS.output)
+    preflight.check_tools()
 except RemasterError as error:
-    raise WorkflowError(str(error)) from None
+    preflight.fail(str(error))
+
+# a run killed by SIGKILL or a power loss leaves Snakemake's lock: remove it when its process is gone
+for stale in preflight.clear_stale_locks():
+    logger.warning(f"removed the lock of a killed run: {stale}")
 
 DISC = SETTINGS.disc
 RESULTS = f"results/{DISC}"
@@ -67,6 +83,17 @@ def upscaled_shards(wildcards):
     return expand(f"{RESULTS}/upscale_shard/{{shard}}.mkv", shard=shards())
 
 
+def following_upscaled_shard(wildcards):
+    """The next shard's upscaled file, whose first frame closes a shard's last interpolated pair; none after the last."""
+    names = shards()
+    index = names.index(wildcards.shard)
+    return (
+        f"{RESULTS}/upscale_shard/{names[index + 1]}.mkv"
+        if index + 1 < len(names)
+        else []
+    )
+
+
 def encoded_shards(wildcards):
     return expand(f"{RESULTS}/encode_shard/{{shard}}.mkv", shard=shards())
 
@@ -94,13 +121,20 @@ def check_models_at_start():
     """
     from remaster.models import check_chain
 
+    # who holds this run's locks, so that the next run can tell a killed run's lock from a live one
+    preflight.record_lock_owner(getattr(workflow.persistence, "_lockfile", {}).values())
     upscale = SETTINGS.upscale
+    # a model this workflow is about to train (snakemake train) is checked once it exists
+    trained = Path(str((config.get("train") or {}).get("output", "")))
+    steps = [s for s in upscale.models if s.path.exists() or s.path != trained]
     try:
-        check_chain(
-            list(upscale.models),
-            scale=upscale.scale,
-            precision=upscale.precision,
-            tile=upscale.tile,
-        )
+        if len(steps) == len(upscale.models):
+            check_chain(
+                steps, scale=upscale.scale, precision=upscale.precision, tile=upscale.tile
+            )
+        if SETTINGS.interpolate.enabled:
+            from remaster.rife import load_ifnet
+
+            load_ifnet(SETTINGS.interpolate.model)
     except RemasterError as error:
-        raise WorkflowError(str(error)) from None
+        preflight.fail(str(error))

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from remaster.logs import reported, step_logger
-from remaster.prepare import prepare_title
+from remaster.prepare import damaged_ranges, prepare_title
 from remaster.shards import atomic_output
 
 log = step_logger("prepare_title", snakemake.log[0])
@@ -14,6 +14,11 @@ with reported(log):
     log.info("filters: %s → %s fps", plan["filters"] or "(none)", plan["fps"])
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
                           expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
+    # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
+    timestamps = [float(t) for t in Path(snakemake.input.probe).with_name("frames.txt").read_text().split()]
+    facts["damaged"] = damaged_ranges(timestamps)
+    for start, end in facts["damaged"]:
+        log.warning("damaged: %.2f-%.2f s: frames missing from the source, the last good one repeated", start, end)
     if facts["repeated_frames"] or facts["dropped_frames"]:
         log.warning("timestamps had gaps or overlaps (a damaged disc?): %d frames repeated, %d dropped to keep sync",
                     facts["repeated_frames"], facts["dropped_frames"])

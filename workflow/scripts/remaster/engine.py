@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -377,6 +378,20 @@ def _padded(frames: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([frames, frames[-1:].expand(missing, *frames.shape[1:])]) if missing > 0 else frames
 
 
+def check_disk_space(out_path: Path, pixels: int, label: str) -> None:
+    """Refuse to start a shard the disk cannot hold (FFV1 10-bit 4:2:0 stores ~0.6 byte/pixel; 1 counted).
+
+    $REMASTER_MIN_FREE_BYTES, when set, replaces the estimate as the free space a shard needs.
+    """
+    needed = int(os.environ.get("REMASTER_MIN_FREE_BYTES") or pixels)
+    folder = Path(out_path).absolute().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise RemasterError(f"{folder}: not enough disk space for {label} ({free / 1e9:.1f} GB free, about "
+                            f"{needed / 1e9:.1f} GB needed); free some space and run the same command again")
+
+
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
                  chain=None) -> ShardResult:
@@ -400,6 +415,8 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
     log.info("%s: %d frames %dx%d → %dx%d, chain ×%d (%s) on %s at %s%s", label, expected_frames, width, height,
              out_w, out_h, chain.scale, chain_name(chain), device, str(chain.dtype).removeprefix("torch."),
              ", compiled" if getattr(chain, "compiled", False) else "")
+
+    check_disk_space(out_path, expected_frames * out_w * out_h, label)
 
     warm_start = time.monotonic()
     with torch.inference_mode():

@@ -64,8 +64,14 @@ def load_state_dict(path: Path) -> dict:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to read is the same problem for the user
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RemasterError(f"{path}: cannot be read as model weights ({first[:200]})") from None
+        text = str(error).strip()
+        if text.startswith("Weights only load failed"):
+            # never pass on torch's advice to retry with weights_only=False: that runs the file's code
+            reason = "it is not a PyTorch checkpoint of plain tensors (objects in it would run code if loaded)"
+        else:
+            reason = text.splitlines()[0][:200] if text else type(error).__name__
+        raise RemasterError(f"{path}: cannot be read as model weights: {reason}; "
+                            "use a .safetensors file or a plain state dict") from None
 
 
 def load_model(path: Path) -> ImageModelDescriptor:

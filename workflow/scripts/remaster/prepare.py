@@ -19,6 +19,28 @@ from .errors import RemasterError
 from .shards import partial_path
 
 
+def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
+    """Where frames are missing from the source: (from, to) in seconds from the first frame.
+
+    A gap is a step between consecutive frame times of more than 1.75 usual ones (the median, so soft
+    telecine's alternating 2- and 3-field steps are no gap); gaps a frame apart are one range.
+    -fps_mode cfr fills each with repeats of the last good frame.
+    """
+    times = sorted(timestamps)
+    steps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
+    if not steps:
+        return []
+    usual = steps[len(steps) // 2]
+    ranges: list[list[float]] = []
+    for before, after in zip(times, times[1:]):
+        if after - before > 1.75 * usual:
+            if ranges and before - ranges[-1][1] <= 1.5 * usual:
+                ranges[-1][1] = after
+            else:
+                ranges.append([before + usual, after])
+    return [(round(start - times[0], 3), round(end - times[0], 3)) for start, end in ranges]
+
+
 def prepare_command(title: Path, plan: dict, out: Path, *, retime: bool = False) -> list[str]:
     fps = plan["fps"]
     filters = ["setpts=PTS-STARTPTS"]  # the video's start offset is restored at the mux

@@ -63,7 +63,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             "color_transfer": v.get("color_transfer"),
             "color_range": v.get("color_range"),
             "start_time": timestamps[0],
-            "duration": float(len(timestamps) / fps),
+            # the span of the frames' times: frames a damaged disc lost still take their time in the master
+            "duration": max(float(len(timestamps) / fps), timestamps[-1] - timestamps[0] + float(1 / fps)),
         },
         "frame_count": len(timestamps),
         "audio": [

@@ -55,6 +55,36 @@ class UpscaleSettings:
         return {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
 
 
+INTERPOLATION_SUFFIXES = {".pkl", ".pth", ".ckpt", ".safetensors"}
+
+
+@dataclass(frozen=True)
+class InterpolateSettings:
+    """Frame interpolation after the upscale (factor 1: off); device, precision and batch as the upscale's."""
+
+    factor: int = 1
+    model: Path | None = None  # RIFE IFNet 4.6: Practical-RIFE's flownet.pkl or a .safetensors conversion
+    scene_threshold: float = 0.35  # luma histogram distance (0..1) above which a pair is a cut: no blending
+    drop_duplicates: bool = False
+    duplicate_threshold: float = 0.004  # mean absolute luma difference (0..1) below which a frame is a repeat
+    scale: float = 1.0  # RIFE's flow scale: 0.5 estimates the flow at half size (4K frames)
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.factor > 1
+
+    def staleness_key(self) -> dict:
+        """What changes the interpolated frames; a rule's params, so a change reruns the interpolation."""
+        if not self.enabled:
+            return {"factor": 1}
+        return {"factor": self.factor, "model": str(self.model), "scene_threshold": self.scene_threshold,
+                "drop_duplicates": self.drop_duplicates, "duplicate_threshold": self.duplicate_threshold,
+                "scale": self.scale}
+
+
 @dataclass(frozen=True)
 class FrontEndSettings:
     """Overrides of the front end's decisions; `auto` (None here) lets the probe decide."""
@@ -82,6 +112,7 @@ class Settings:
     upscale: UpscaleSettings
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     frontend: FrontEndSettings = field(default_factory=FrontEndSettings)
+    interpolate: InterpolateSettings = field(default_factory=InterpolateSettings)
 
     @property
     def disc(self) -> str:
@@ -148,6 +179,31 @@ def from_config(config: dict) -> Settings:
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
+        interpolate=interpolate_settings(config),
+    )
+
+
+def interpolate_settings(config: dict) -> InterpolateSettings:
+    """The `interpolate:` mapping (already validated against the schema); a factor above 1 needs a model."""
+    options = dict(config.get("interpolate") or {})
+    factor = int(options.get("factor", 1))
+    model = options.get("model")
+    if factor > 1 and not model:
+        raise RemasterError(f"interpolate: factor {factor} needs a model: the path of RIFE 4.6's flownet.pkl "
+                            "(Practical-RIFE) or a .safetensors conversion")
+    if model and Path(model).suffix.lower() not in INTERPOLATION_SUFFIXES:
+        raise RemasterError(f"interpolate.model: {model}: not a weights file remaster loads (.pkl, .pth, .ckpt, "
+                            ".safetensors); TorchScript files run code when loaded and are refused")
+    return InterpolateSettings(
+        factor=factor,
+        model=Path(model) if model else None,
+        scene_threshold=float(options.get("scene_threshold", 0.35)),
+        drop_duplicates=bool(options.get("drop_duplicates", False)),
+        duplicate_threshold=float(options.get("duplicate_threshold", 0.004)),
+        scale=float(options.get("scale", 1.0)),
+        device=str(config.get("device", "auto")),
+        precision=str(config.get("precision", "auto")),
+        batch_size=_auto(config.get("batch_size"), int),
     )
 
 
