@@ -67,6 +67,11 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     text = result.stdout + result.stderr
     if "Nothing to be done" in text:
         return {}
+    return job_stats(text)
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a run's or dry run's console output, by rule."""
     table = text.split("Job stats:", 1)[1]
     jobs = {}
     for line in table.splitlines()[3:]:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from . import fastpaths, media
 from .errors import RemasterError
-from .models import Chain, load_chain
+from .models import Chain, load_chain, run_tiled
 from .settings import UpscaleSettings
 from .shards import partial_path
 
@@ -120,30 +120,6 @@ def encoder_command(path: Path, width: int, height: int, fps: str, threads: int 
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         *_threads(threads, position="output"), "-f", "matroska", str(path),
     )
-
-
-def _tiles(length: int, tile: int) -> list[int]:
-    return list(range(0, max(length - tile, 0) + 1, tile)) + ([length - tile] if length > tile and length % tile else [])
-
-
-def run_tiled(chain: Chain, batch: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-    """Run the chain over overlapping tiles and keep each tile's centre, so seams never show."""
-    _, channels, height, width = batch.shape
-    scale = chain.scale
-    out = None
-    tile_h, tile_w = min(tile, height), min(tile, width)
-    for top in _tiles(height, tile_h):
-        for left in _tiles(width, tile_w):
-            y0, x0 = max(top - overlap, 0), max(left - overlap, 0)
-            y1, x1 = min(top + tile_h + overlap, height), min(left + tile_w + overlap, width)
-            result = chain(batch[:, :, y0:y1, x0:x1])
-            if out is None:
-                out = torch.empty((batch.shape[0], result.shape[1], height * scale, width * scale),
-                                  dtype=result.dtype, device=result.device)
-            inner_y, inner_x = (top - y0) * scale, (left - x0) * scale
-            out[:, :, top * scale:(top + tile_h) * scale, left * scale:(left + tile_w) * scale] = result[
-                :, :, inner_y:inner_y + tile_h * scale, inner_x:inner_x + tile_w * scale]
-    return out
 
 
 def to_model(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
