@@ -130,7 +130,10 @@ def check_models_at_start():
     try:
         if len(steps) == len(upscale.models):
             check_chain(
-                steps, scale=upscale.scale, precision=upscale.precision, tile=upscale.tile
+                steps,
+                scale=upscale.scale,
+                precision=upscale.precision,
+                tile=upscale.tile,
             )
         if SETTINGS.interpolate.enabled:
             from remaster.rife import load_ifnet
