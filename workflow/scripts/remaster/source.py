@@ -23,19 +23,6 @@ class Source:
         return len(self.parts) > 1
 
 
-def _title_vobs(folder: Path) -> list[Path]:
-    """The VOBs of the largest title set in a VIDEO_TS folder (VTS_xx_1..N; never the menu VTS_xx_0)."""
-    sets: dict[str, list[tuple[int, Path]]] = {}
-    for path in folder.iterdir():
-        match = VOB_NAME.match(path.name)
-        if match and int(match.group(2)) >= 1:
-            sets.setdefault(match.group(1), []).append((int(match.group(2)), path))
-    if not sets:
-        raise RemasterError(f"{folder}: no title VOBs (VTS_xx_1.VOB …) in this folder; point source: at a VIDEO_TS folder or a video file")
-    largest = max(sets.values(), key=lambda vobs: sum(p.stat().st_size for _, p in vobs))
-    return [path for _, path in sorted(largest)]
-
-
 def resolve_source(source: str | list[str]) -> Source:
     """Turn the `source:` config value into the title's parts, checking that they exist."""
     if isinstance(source, (list, tuple)):
@@ -49,14 +36,16 @@ def resolve_source(source: str | list[str]) -> Source:
     path = Path(source)
     if path.is_dir():
         folder = path / "VIDEO_TS" if (path / "VIDEO_TS").is_dir() else path
-        if any(p.suffix.upper() == ".IFO" for p in folder.iterdir()):
-            from .dvd import DiscError, find_title
+        titles = [m for p in folder.iterdir() if (m := VOB_NAME.match(p.name)) and m.group(2) != "0"]
+        if not titles:  # the menu VOBs (VTS_xx_0) alone are not a title
+            raise RemasterError(f"{folder}: no title VOBs (VTS_xx_1.VOB …) in this folder; "
+                                "point source: at a VIDEO_TS folder or a video file")
+        from .dvd import DiscError, find_title
 
-            try:  # the IFOs name the main title (the longest), not just the biggest title set
-                return Source(tuple(find_title(folder, ffprobe=None).vobs), "video_ts")
-            except DiscError as error:
-                raise RemasterError(str(error)) from None
-        return Source(tuple(_title_vobs(folder)), "video_ts")
+        try:  # the IFOs name the main (longest) title; without them, the title set with the most data
+            return Source(tuple(find_title(folder, ffprobe=None).vobs), "video_ts")
+        except DiscError as error:
+            raise RemasterError(str(error)) from None
     if path.is_file():
         return Source((path,), "file")
     raise RemasterError(f"{path}: source not found; check source: in your config")
