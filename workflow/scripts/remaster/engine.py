@@ -5,13 +5,18 @@ Three threads and two ffmpeg processes run at once, so the model never waits on 
 - the reader thread reads raw RGB frames from an ffmpeg decoder straight into a small pool of batch-sized
   host buffers (pinned on a GPU, so the host→GPU copy is asynchronous);
 - the main thread copies a batch to the device as uint8, converts it there, runs the model chain, converts
-  back to uint8 there, and queues the copy back to pinned host memory on a separate CUDA stream, recording
-  an event instead of waiting for it;
+  the float result to 16-bit there, and queues the copy back to pinned host memory on a separate stream
+  of the job's own device, recording an event on that stream instead of waiting for it;
 - the writer thread waits for that event and writes the buffer to an ffmpeg encoder without copying it.
 
-Batch size and tile come from the config, or on a GPU from free memory (a one-frame probe measures what a
-frame costs). On out-of-memory the batch, then the tile, shrinks and the same frames are redone. Frames
-are counted at every hand-off and the finished file is counted again before it is renamed into place.
+The model's float output reaches the shard's 10-bit encode as 16-bit RGB (rgb48le): no 8-bit rounding in
+between, so smooth gradients the model makes keep their in-between levels (docs/benchmarks.md measures it).
+
+`Runner` is the one run path for a loaded chain: batch size and tile (from the config, or on a GPU from
+free memory measured with a one-frame probe), and out-of-memory recovery — the batch, then the tile,
+shrinks and the same frames are redone — around the conversions and the chain alike. The shard job,
+preview and the benchmark all run frames through it. Frames are counted at every hand-off and the
+finished file is counted again before it is renamed into place.
 """
 
 from __future__ import annotations
@@ -32,14 +37,17 @@ import torch
 import torch.nn.functional as F
 
 from . import fastpaths, media
+from .devices import Device, describe, is_out_of_memory
 from .errors import RemasterError
-from .models import Chain, load_chain, run_tiled
+from .gpuclaim import job_device
+from .models import Chain, load_chain_steps
 from .settings import UpscaleSettings
 from .shards import partial_path
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
 MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
+OUTPUT_MAX = 65535  # frames leave the model as 16-bit RGB (rgb48le) for the 10-bit encode
 
 
 @dataclass(frozen=True)
@@ -111,11 +119,11 @@ def decoder_command(path: Path, matrix: str, threads: int | None = None) -> list
 
 
 def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None) -> list[str]:
-    """ffmpeg storing raw RGB24 frames losslessly (FFV1, 10-bit 4:2:0, BT.709) in a Matroska shard."""
+    """ffmpeg storing raw 16-bit RGB frames (rgb48le) losslessly as FFV1 10-bit 4:2:0 BT.709 in Matroska."""
     convert = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p10le"
     return media.ffmpeg_args(
         *_threads(threads, position="global"),
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
+        "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
         "-vf", convert, "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         *_threads(threads, position="output"), "-f", "matroska", str(path),
@@ -128,9 +136,10 @@ def to_model(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2).to(dtype).div_(255).contiguous(memory_format=torch.channels_last)
 
 
-def run_chain(chain: Chain, batch: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
-    """The chain over a float batch (tiled when `tile`), resized to `size` (h, w) if the chain overshoots."""
-    result = run_tiled(chain, batch, tile, overlap) if tile else chain(batch)
+def run_chain(chain, batch: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
+    """The chain over a float batch (its tileable steps tiled when `tile`), resized to `size` (h, w) if the
+    chain overshoots."""
+    result = chain(batch, tile=tile, overlap=overlap)
     if tuple(result.shape[-2:]) != size:
         # the chain overshoots the asked scale (a ×4 model on a ×2 job): resize once, with antialiasing
         result = F.interpolate(result.float(), size=size, mode="bicubic", antialias=True, align_corners=False)
@@ -138,12 +147,19 @@ def run_chain(chain: Chain, batch: torch.Tensor, size: tuple[int, int], tile: in
 
 
 def to_frames(result: torch.Tensor) -> torch.Tensor:
-    """NCHW float in [0, 1] → uint8 NHWC frames (rounded half to even), on the result's device."""
-    return result.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    """NCHW float in [0, 1] → 16-bit NHWC frames (rounded half to even), on the result's device."""
+    values = result.float() if result.dtype != torch.float32 else result
+    return values.clamp(0, 1).mul_(OUTPUT_MAX).round_().to(torch.uint16).permute(0, 2, 3, 1).contiguous()
 
 
-def process(chain: Chain, frames: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
-    """uint8 NHWC frames in, uint8 NHWC frames of `size` (h, w) out, on the chain's device."""
+def to_frames8(result: torch.Tensor) -> torch.Tensor:
+    """NCHW float in [0, 1] → uint8 NHWC frames, for pictures (previews), not for the master."""
+    values = result.float() if result.dtype != torch.float32 else result
+    return values.clamp(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def process(chain, frames: torch.Tensor, size: tuple[int, int], tile: int, overlap: int) -> torch.Tensor:
+    """uint8 NHWC frames in, 16-bit NHWC frames of `size` (h, w) out, on the chain's device."""
     return to_frames(run_chain(chain, to_model(frames, chain.dtype), size, tile, overlap))
 
 
@@ -155,15 +171,15 @@ def host_to_model(frames: np.ndarray) -> torch.Tensor:
 
 
 def host_to_frames(result: torch.Tensor) -> np.ndarray:
-    """CPU NCHW float in [0, 1] → uint8 NHWC frames, the same values `to_frames` gives (numpy, in place)."""
+    """CPU NCHW float in [0, 1] → 16-bit NHWC frames, the same values `to_frames` gives (numpy)."""
     frames = result.permute(0, 2, 3, 1)
     if frames.dtype != torch.float32 or not frames.is_contiguous():
         frames = frames.float().contiguous()
     values = frames.numpy()
     np.clip(values, 0, 1, out=values)
-    np.multiply(values, np.float32(255), out=values)
+    np.multiply(values, np.float32(OUTPUT_MAX), out=values)
     np.rint(values, out=values)  # half to even, like torch.round
-    return values.astype(np.uint8)
+    return values.astype(np.uint16)
 
 
 class CompiledChain:
@@ -181,8 +197,8 @@ class CompiledChain:
     scale = property(lambda self: self.chain.scale)
     min_size = property(lambda self: self.chain.min_size)
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.forward(batch)
+    def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+        return self.forward(batch, tile=tile, overlap=overlap)
 
 
 def chain_name(chain) -> str:
@@ -213,41 +229,112 @@ def tile_for_memory(free_bytes: int, pixel_bytes: float, overlap: int, *, least:
     return max(least, side // 16 * 16)
 
 
-def _peak_bytes(chain, shape: tuple[int, int], size: tuple[int, int], tile: int, overlap: int) -> int:
-    """GPU memory one frame takes through `process` (inputs, activations, outputs), measured."""
-    device = chain.device
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    frames = torch.zeros((1, *shape, 3), dtype=torch.uint8, device=device)
+class Runner:
+    """The one run path for a loaded chain: batching, tiling and out-of-memory recovery on one device.
+
+    `run` takes a batch of frames (uint8 NHWC on the device, or float NCHW already converted on the host)
+    and gives converted results batch by batch; an out-of-memory anywhere in the conversion, the chain or
+    the conversion back (torch's own or a cuDNN/cuBLAS allocation failure) halves the batch, then the tile,
+    and redoes the same frames, never skipping one. Any other failure of a step is a one-line error.
+    """
+
+    def __init__(self, chain, size: tuple[int, int], *, batch_size: int, tile: int, overlap: int,
+                 log: logging.Logger, label: str, finish=None, pad_to_batch: bool = False):
+        self.chain, self.size = chain, size
+        self.batch_size, self.tile, self.overlap = batch_size, tile, overlap
+        self.log, self.label = log, label
+        self.kit = Device(chain.device)
+        self.finish = finish  # float result → what the caller keeps (None: the float result itself)
+        self.pad_to_batch = pad_to_batch  # a compiled chain sees one batch shape only
+
+    def _once(self, part: torch.Tensor, take: int) -> torch.Tensor:
+        batch = part if part.is_floating_point() else to_model(part, self.chain.dtype)
+        if batch.dtype != self.chain.dtype:
+            batch = batch.to(self.chain.dtype)
+        if self.pad_to_batch:
+            batch = _padded(batch, self.batch_size)
+        result = run_chain(self.chain, batch, self.size, self.tile, self.overlap)[:take]
+        return self.finish(result) if self.finish is not None else result
+
+    def _shrink(self, height: int, width: int, reason: str) -> None:
+        self.kit.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size //= 2
+        elif (self.tile or max(width, height)) // 2 >= max(self.chain.min_size, 32):
+            self.tile = (self.tile or max(width, height)) // 2
+        else:
+            raise RemasterError(f"{self.label}: out of GPU memory on {self.kit} even at batch 1 and tile "
+                                f"{self.tile} ({reason}); free GPU memory or set a smaller tile")
+        self.log.warning("%s: out of memory; retrying at batch %d, tile %d", self.label, self.batch_size, self.tile)
+
+    def run(self, frames: torch.Tensor, count: int):
+        """Yield (result, frames in it) for the first `count` frames, in order, each frame exactly once."""
+        height, width = (frames.shape[1:3] if not frames.is_floating_point() else frames.shape[2:4])
+        done = 0
+        while done < count:
+            take = min(self.batch_size, count - done)
+            reason = None
+            try:
+                out = self._once(frames[done:done + take], take)
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else "out of memory"
+            if reason is not None:  # outside the handler: the failed attempt's tensors are freed by now
+                self._shrink(height, width, reason)
+                continue
+            yield out, take
+            done += take
+
+
+def _peak_bytes(chain, kit: Device, shape: tuple[int, int], size: tuple[int, int], tile: int, overlap: int) -> int:
+    """Device memory one frame takes through `process` (inputs, activations, outputs), measured."""
+    kit.synchronize()
+    kit.reset_peak()
+    base = kit.allocated()
+    frames = torch.zeros((1, *shape, 3), dtype=torch.uint8, device=chain.device)
     process(chain, frames, size, tile, overlap)
-    torch.cuda.synchronize(device)
-    return max(torch.cuda.max_memory_allocated(device) - base, 1)
+    del frames
+    kit.synchronize()
+    return max(kit.peak() - base, 1)
+
+
+def _measure(chain, kit: Device, shape, size, tile: int, overlap: int) -> int | None:
+    """`_peak_bytes`, or None when the probe itself runs out of memory (its tensors freed before return)."""
+    failed = False
+    try:
+        return _peak_bytes(chain, kit, shape, size, tile, overlap)
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        failed = True
+    if failed:  # outside the handler, so the traceback no longer holds the failed probe's activations
+        kit.empty_cache()
+    return None
 
 
 def plan_memory(chain, shape: tuple[int, int], size: tuple[int, int], settings: UpscaleSettings,
                 log: logging.Logger) -> tuple[int, int]:
     """(batch size, tile) for a GPU: the config's when given, else what the free memory holds."""
     batch, tile, overlap = settings.batch_size, settings.tile, settings.tile_overlap
-    if batch is not None:
-        return batch, tile
-    free, total = torch.cuda.mem_get_info(chain.device)
-    try:
-        frame_bytes = _peak_bytes(chain, shape, size, tile, overlap)
-    except torch.OutOfMemoryError:
+    kit = Device(chain.device)
+    if batch is not None or not kit.can_measure():
+        return batch or default_batch(chain), tile
+    free, total = kit.memory()
+    frame_bytes = _measure(chain, kit, shape, size, tile, overlap)
+    if frame_bytes is None:
         # a whole frame does not fit: measure a small tile and take the biggest tile the memory holds
-        torch.cuda.empty_cache()
         probe = max(64, chain.min_size)
-        try:
-            pixel_bytes = _peak_bytes(chain, shape, size, probe, overlap) / (probe + 2 * overlap) ** 2
-        except torch.OutOfMemoryError:
-            raise RemasterError(f"out of GPU memory even for one {probe}-pixel tile ({free / 2**30:.1f} GiB free); "
-                                "free GPU memory or use a smaller model") from None
+        probe_bytes = _measure(chain, kit, shape, size, probe, overlap)
+        if probe_bytes is None:
+            raise RemasterError(f"out of GPU memory on {kit} even for one {probe}-pixel tile of {chain_name(chain)} "
+                                f"({free / 2**30:.1f} GiB free); free GPU memory or use a smaller model")
+        pixel_bytes = probe_bytes / (probe + 2 * overlap) ** 2
         tile = tile_for_memory(free, pixel_bytes, overlap, least=max(32, chain.min_size))
         frame_bytes = int(pixel_bytes * (tile + 2 * overlap) ** 2)
-    torch.cuda.empty_cache()
+    kit.empty_cache()
     batch = batch_for_memory(free, frame_bytes)
-    log.info("GPU memory: %.1f of %.1f GiB free, %.0f MiB per frame → batch %d, tile %s", free / 2**30,
+    log.info("GPU memory on %s: %.1f of %.1f GiB free, %.0f MiB per frame → batch %d, tile %s", kit, free / 2**30,
              total / 2**30, frame_bytes / 2**20, batch, tile or "none")
     return batch, tile
 
@@ -300,7 +387,7 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
             if not failed:
                 if ready is not None:
                     ready.synchronize()  # the GPU→host copy into this pinned buffer has landed
-                data = frames[:count].numpy() if frames.dtype == torch.uint8 else host_to_frames(frames[:count])
+                data = frames[:count].numpy() if frames.dtype == torch.uint16 else host_to_frames(frames[:count])
                 proc.stdin.write(memoryview(data).cast("B"))
                 written[0] += count
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
@@ -316,30 +403,31 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
 
 
 class _Sender:
-    """Hands the chain's results to the writer: on the CPU as they are (the writer converts them), on a GPU
-    as uint8 frames converted there and copied into pinned buffers on a copy stream."""
+    """Hands the runner's results to the writer: on the CPU as float (the writer converts them), on a
+    device with streams as 16-bit frames copied into pinned buffers on a copy stream of that device, on
+    one without (MPS) as 16-bit frames copied to the host at once."""
 
-    def __init__(self, device: torch.device, shape: tuple[int, ...], slots: int, outbox: queue.Queue):
-        self.device, self.outbox = device, outbox
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            self.stream = torch.cuda.Stream(device)
+    def __init__(self, kit: Device, shape: tuple[int, ...], slots: int, outbox: queue.Queue):
+        self.kit, self.outbox = kit, outbox
+        if kit.has_streams:
+            self.stream = kit.new_stream()
             self.pool: queue.Queue = queue.Queue()
             for _ in range(slots):
-                self.pool.put(torch.empty(shape, dtype=torch.uint8, pin_memory=True))
+                self.pool.put(torch.empty(shape, dtype=torch.uint16, pin_memory=True))
 
-    def send(self, result: torch.Tensor) -> None:
-        count = len(result)
-        if not self.cuda:
-            self.outbox.put((result, count, None, None))
+    def send(self, frames: torch.Tensor, count: int) -> None:
+        """`frames`: the runner's output (float on the CPU, 16-bit NHWC on a device)."""
+        if self.kit.kind == "cpu":
+            self.outbox.put((frames, count, None, None))
             return
-        frames = to_frames(result)
+        if not self.kit.has_streams:
+            self.outbox.put((frames.cpu(), count, None, None))
+            return
         host = self.pool.get()  # waits while the writer is behind: the GPU runs at most `slots` ahead
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.stream):
+        self.stream.wait_stream(self.kit.current_stream())
+        with self.kit.stream_context(self.stream):
             host[:count].copy_(frames, non_blocking=True)
-            ready = torch.cuda.Event()
-            ready.record(self.stream)
+        ready = self.kit.record(self.stream)  # on the copy stream of this job's device
         frames.record_stream(self.stream)  # its memory is not reused before the copy has read it
         self.outbox.put((host, count, ready, self.pool))
 
@@ -373,52 +461,81 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
                  chain=None) -> ShardResult:
     """Upscale every frame of `in_path` into `out_path` (written under a temporary name, renamed when whole).
 
-    `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`.
-    Raises RemasterError, leaving no file at `out_path`, if any frame is missing or extra.
+    `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`; without
+    one, the job claims a GPU of its own (device: auto on a machine with several) for its lifetime.
+    Raises RemasterError, leaving no file at `out_path`, if any frame is missing or extra, or with one line
+    naming the model, step, device and what to change if a step fails.
     """
     if threads > 0:
         torch.set_num_threads(threads)
+    if chain is not None:
+        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain)
+    with job_device(settings.device, log) as device:
+        Device(device).activate()
+        # the steps themselves, so each step's own precision/tile options reach the loader
+        loaded = load_chain_steps(list(settings.models), device=device, precision=settings.precision,
+                                  tile=settings.tile, tile_overlap=settings.tile_overlap, log=log)
+        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, loaded)
+
+
+def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
+    """One line for a device error that no step could be blamed for (a CUDA error in a conversion)."""
+    text = str(error).strip().splitlines()[0][:240] if str(error).strip() else type(error).__name__
+    return RemasterError(f"{label}: {chain_name(chain)} on {describe(chain.device)} failed: {text}; "
+                         "check the device (nvidia-smi) and run again, or use device: cpu")
+
+
+def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matrix: str, settings: UpscaleSettings,
+             label: str, log: logging.Logger, chain) -> ShardResult:
     stream = media.ffprobe_json(in_path, "-select_streams", "v:0")["streams"][0]
     width, height = int(stream["width"]), int(stream["height"])
-    if chain is None:
-        # the steps themselves, so each step's own precision/tile options reach models.load_chain
-        chain = load_chain(list(settings.models), device=settings.device, precision=settings.precision)
     chain = prepare_chain(chain, compile=settings.compile, log=log)
     device = chain.device
-    cuda = device.type == "cuda"
+    kit = Device(device)
+    kit.activate()  # library calls without a device argument (cuDNN handles, events) land on this one
+    on_cpu = device.type == "cpu"
     scale = settings.scale or chain.scale
     out_w, out_h = even(width * scale), even(height * scale)
+    precisions = ", ".join(sorted({str(run.dtype).removeprefix("torch.") for run in getattr(chain, "runs", [])}
+                                  or {str(chain.dtype).removeprefix("torch.")}))
     log.info("%s: %d frames %dx%d → %dx%d, chain ×%d (%s) on %s at %s%s", label, expected_frames, width, height,
-             out_w, out_h, chain.scale, chain_name(chain), device, str(chain.dtype).removeprefix("torch."),
+             out_w, out_h, chain.scale, chain_name(chain), describe(device), precisions,
              ", compiled" if getattr(chain, "compiled", False) else "")
 
     check_disk_space(out_path, expected_frames * out_w * out_h, label)
 
     warm_start = time.monotonic()
-    with torch.inference_mode():
-        if cuda:
-            torch.backends.cudnn.benchmark = True  # one frame size per shard: autotuned kernels pay off
-            batch_size, tile = plan_memory(chain, (height, width), (out_h, out_w), settings, log)
-        else:
-            batch_size, tile = settings.batch_size or default_batch(chain), settings.tile
-        batch_size = max(1, min(batch_size, expected_frames or 1))
-        static = getattr(chain, "compiled", False)
-        if static:
-            try:
-                process(chain, torch.zeros((batch_size, height, width, 3), dtype=torch.uint8, device=device),
-                        (out_h, out_w), tile, settings.tile_overlap)
-                if cuda:
-                    torch.cuda.synchronize(device)
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()  # the loop below shrinks the batch and compiles again
-            log.info("%s: torch.compile warm-up %.1f s (batch %d)", label, time.monotonic() - warm_start, batch_size)
+    try:
+        with torch.inference_mode():
+            if device.type == "cuda":
+                torch.backends.cudnn.benchmark = True  # one frame size per shard: autotuned kernels pay off
+            if on_cpu:
+                batch_size, tile = settings.batch_size or default_batch(chain), settings.tile
+            else:
+                batch_size, tile = plan_memory(chain, (height, width), (out_h, out_w), settings, log)
+            batch_size = max(1, min(batch_size, expected_frames or 1))
+            static = getattr(chain, "compiled", False)
+            if static:
+                warm = Runner(chain, (out_h, out_w), batch_size=batch_size, tile=tile, overlap=settings.tile_overlap,
+                              log=log, label=label, pad_to_batch=True)
+                zeros = torch.zeros((batch_size, height, width, 3), dtype=torch.uint8, device=device)
+                for _ in warm.run(zeros, batch_size):
+                    pass
+                batch_size, tile = warm.batch_size, warm.tile
+                kit.synchronize()
+                log.info("%s: torch.compile warm-up %.1f s (batch %d)", label, time.monotonic() - warm_start,
+                         batch_size)
+    except (RemasterError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        raise _device_failure(error, chain, label) from error
     warmup = time.monotonic() - warm_start
 
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
     start = time.monotonic()
     # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
-    coder_threads = None if cuda else 1
+    coder_threads = 1 if on_cpu else None
     decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads), stdin=subprocess.PIPE,
@@ -428,16 +545,19 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
     slots = max(2, -(-settings.queue_frames // batch_size)) + 1
     free: queue.Queue = queue.Queue()
     for _ in range(slots):
-        free.put((torch.empty((batch_size, height, width, 3), dtype=torch.uint8, pin_memory=cuda), None))
+        free.put((torch.empty((batch_size, height, width, 3), dtype=torch.uint8, pin_memory=kit.pinned), None))
     inbox: queue.Queue = queue.Queue(maxsize=slots)
     outbox: queue.Queue = queue.Queue(maxsize=slots)
-    sender = _Sender(device, (batch_size, out_h, out_w, 3), slots, outbox)
-    reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, free, inbox, errors, read, not cuda),
+    sender = _Sender(kit, (batch_size, out_h, out_w, 3), slots, outbox)
+    reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, free, inbox, errors, read, on_cpu),
                               daemon=True)
     writer = threading.Thread(target=_writer, args=(encoder, outbox, errors, written), daemon=True)
     reader.start()
     writer.start()
 
+    runner = Runner(chain, (out_h, out_w), batch_size=batch_size, tile=tile, overlap=settings.tile_overlap, log=log,
+                    label=f"{label}: {in_path}", finish=None if on_cpu else to_frames,
+                    pad_to_batch=getattr(chain, "compiled", False))
     progress = Progress(label, expected_frames, log)
     processed = 0
     completed = False
@@ -445,41 +565,25 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
         with torch.inference_mode():
             while (item := inbox.get()) is not _END:
                 frames, count = item
-                if cuda:  # uint8 over the bus, converted on the GPU
-                    batch = frames[:count].to(device, non_blocking=True)
-                    copied = torch.cuda.Event()
-                    copied.record()
-                    free.put((frames, copied))
-                    batch = to_model(batch, chain.dtype)
+                if not on_cpu:  # uint8 over the bus, converted on the device inside the runner
+                    batch = frames[:count].to(device, non_blocking=kit.pinned)
+                    # recorded on this device's stream: the reader refills the buffer only after the copy
+                    free.put((frames, kit.record()))
                 else:  # already float, converted by the reader
-                    batch = frames if chain.dtype == torch.float32 else frames.to(chain.dtype)
-                done = 0
-                while done < count:
-                    take = min(batch_size, count - done)
-                    part = batch[done:done + take]
-                    try:
-                        result = run_chain(chain, _padded(part, batch_size) if static else part, (out_h, out_w),
-                                           tile, settings.tile_overlap)
-                    except torch.OutOfMemoryError:
-                        # shrink the batch, then the tile, and redo the same frames: never skip one
-                        torch.cuda.empty_cache()
-                        if batch_size > 1:
-                            batch_size //= 2
-                        elif (tile or max(width, height)) // 2 >= max(chain.min_size, 32):
-                            tile = (tile or max(width, height)) // 2
-                        else:
-                            raise RemasterError(
-                                f"{in_path}: out of GPU memory even at batch 1 and tile {tile}; "
-                                "free GPU memory or set a smaller tile") from None
-                        log.warning("%s: out of memory; retrying at batch %d, tile %d", label, batch_size, tile)
-                        continue
-                    sender.send(result[:take])
-                    done += take
+                    batch = frames
+                for result, take in runner.run(batch, count):
+                    sender.send(result, take)
                     processed += take
                     progress.advance(take)
                 if errors:
                     raise errors[0]
         completed = True
+    except (RemasterError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if errors and error is errors[0]:
+            raise
+        raise _device_failure(error, chain, label) from error
     finally:
         if not completed:
             decoder.kill()
@@ -496,6 +600,7 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
         encoder_rc = encoder.wait()
         if not completed:
             tmp.unlink(missing_ok=True)
+    batch_size, tile = runner.batch_size, runner.tile
     if errors:
         tmp.unlink(missing_ok=True)
         raise errors[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from dataclasses import dataclass, field
@@ -168,20 +169,60 @@ def run_step(step: ImageModelDescriptor, batch: torch.Tensor) -> torch.Tensor:
     """One model on an NCHW RGB batch in [0, 1], through spandrel's call API (padding, its own call_fn).
 
     Grey-input models (colorizers, grey denoisers) get the batch's luma; a colorizer's output keeps that
-    luma and contributes only chroma; a grey output is repeated to RGB.
+    luma and contributes only chroma; a grey output is repeated to RGB (a real copy, not a view, so later
+    in-place conversions work). RGBA models get an opaque alpha channel, and their alpha is dropped.
     """
     if step.input_channels == 1:
         grey = luma(batch)
         outputs = [step(frame) for frame in grey.split(1)]  # spandrel's colorizers take one frame at a time
         result = torch.cat(outputs)
         if result.shape[1] == 1:
-            return result.expand(-1, 3, -1, -1)
+            return result.repeat(1, 3, 1, 1)
         if step.scale == 1:
             return with_luma(result, grey)
         return result
+    if step.input_channels == 4:
+        batch = torch.cat([batch, torch.ones_like(batch[:, :1])], dim=1)
     if step.tiling == ModelTiling.INTERNAL:
-        return torch.cat([step(frame) for frame in batch.split(1)])
-    return step(batch)
+        result = torch.cat([step(frame) for frame in batch.split(1)])
+    else:
+        result = step(batch)
+    if result.shape[1] == 1:
+        return result.repeat(1, 3, 1, 1)
+    return result[:, :3] if result.shape[1] == 4 else result
+
+
+def is_colorizer(step: ImageModelDescriptor) -> bool:
+    """A grey-in, colour-out model: it sees the whole frame to choose colours, so it is never tiled."""
+    return step.input_channels == 1 and step.output_channels == 3
+
+
+def can_tile(step: ImageModelDescriptor) -> bool:
+    """Whether remaster may cut this step's input into tiles (a chain-wide tile or the OOM fallback)."""
+    return not is_colorizer(step) and step.tiling != ModelTiling.INTERNAL
+
+
+class StepError(RemasterError):
+    """A step failed for a reason other than memory: one line naming the model, step, device, precision."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:240]
+
+
+def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: torch.device,
+                 error: BaseException) -> StepError:
+    """The one-line error for a step that raised, with what to change."""
+    name = DTYPE_NAMES.get(run.dtype, str(run.dtype))
+    if "CUDA" in str(error) or "HIP" in str(error):
+        advice = "check the GPU (nvidia-smi) and run again; set CUDA_LAUNCH_BLOCKING=1 to find the kernel"
+    elif run.dtype != torch.float32:
+        advice = f"set precision: fp32 for models[{number}]"
+    else:
+        advice = "try device: cpu to tell a model fault from a device fault"
+    return StepError(f"{run.path}: models[{number}] ({step.architecture.name}) failed on {device} at {name}: "
+                     f"{_first_line(error)}; {advice}")
 
 
 @dataclass
@@ -204,102 +245,188 @@ class Chain:
     def _runs(self) -> list[StepRun]:
         return self.runs or [StepRun(Path(), self.dtype) for _ in self.steps]
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """NCHW RGB in [0, 1] at `dtype` in; the whole chain's output out, at `dtype` again."""
-        for step, run in zip(self.steps, self._runs(), strict=True):
-            batch = batch.to(run.dtype)
-            if run.tile and step.tiling != ModelTiling.INTERNAL:
-                batch = run_tiled(lambda tile, step=step: run_step(step, tile), batch, run.tile, run.tile_overlap,
-                                  scale=step.scale)
-            else:
-                batch = run_step(step, batch)
+    def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+        """NCHW RGB in [0, 1] in; the whole chain's output out, at `dtype`.
+
+        `tile` (chain-wide, or the out-of-memory fallback) tiles every step that may be tiled and has no
+        tile of its own; a colourizer is never tiled, since each tile would get its own colours.
+        """
+        from .devices import is_out_of_memory
+
+        for number, (step, run) in enumerate(zip(self.steps, self._runs(), strict=True), start=1):
+            step_tile = run.tile or (tile if can_tile(step) else 0)
+            step_overlap = run.tile_overlap if run.tile else overlap
+            try:
+                batch = batch.to(run.dtype)
+                if step_tile and can_tile(step):
+                    batch = run_tiled(lambda part, step=step: run_step(step, part), batch, step_tile, step_overlap,
+                                      scale=step.scale)
+                else:
+                    batch = run_step(step, batch)
+            except Exception as error:
+                if is_out_of_memory(error) or isinstance(error, RemasterError):
+                    raise
+                raise step_failure(number, step, run, self.device, error) from error
         return batch.to(self.dtype)
 
 
 def choose_device(requested: str) -> torch.device:
-    """`auto` is the GPU that CUDA_VISIBLE_DEVICES exposes first, else the CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RemasterError(f"device: {requested} asked for, but torch sees no CUDA GPU; use device: auto or cpu")
-    return device
+    """`auto` is the first GPU torch sees (CUDA/ROCm, XPU, MPS), else the CPU (see remaster.devices)."""
+    from .devices import resolve
+
+    return resolve(requested)
 
 
 def supported_precisions(step: ImageModelDescriptor) -> list[str]:
+    """What the architecture's descriptor claims it runs in (not yet proven: see `prove`)."""
     return ["fp32"] + (["fp16"] if step.supports_half else []) + (["bf16"] if step.supports_bfloat16 else [])
 
 
-def step_dtype(step: ImageModelDescriptor, device: torch.device, requested: str, where: str = "precision") -> torch.dtype:
-    """One step's dtype: the one asked for (refused if unsupported), or on `auto` fp16, else bf16, else
-    fp32 on a GPU and fp32 on the CPU."""
-    if requested != "auto":
-        if requested not in supported_precisions(step):
-            raise RemasterError(f"{where}: {requested} is not supported by {step.architecture.name} "
-                                f"(it runs {', '.join(supported_precisions(step))}); use auto")
-        return DTYPES[requested]
-    if device.type != "cuda":
-        return torch.float32
-    if step.supports_half:
-        return torch.float16
-    return torch.bfloat16 if step.supports_bfloat16 else torch.float32
+# --- precision: chosen per step, and only where it was seen to run ---------------------------------------
+
+# an odd frame: a multiple of no window (7, 8, 12, 16, 24, 32) and of no training size, so a model's code
+# for padded and shifted windows runs, as it will on a DVD frame; small, so proving costs well under a second
+PROVE_SIZE = (29, 37)
+# mean absolute difference from fp32 (values in [0, 1], clamped) above which a precision is not trusted:
+# 1/255, one 8-bit level on average. Rounding in bf16 (8 mantissa bits) or fp16 (11) stays far below it
+# on a working model; overflow, a lost mask or a broken kernel lands far above it.
+PROVE_TOLERANCE = 1 / 255
+# fallbacks of `auto`, fastest first (fp16 has more mantissa than bf16, and runs where bf16 is emulated)
+AUTO_ORDER = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def choose_dtype(steps: list[ImageModelDescriptor], device: torch.device, requested: str) -> torch.dtype:
-    """One dtype for every step: fp16 where every step supports it on a GPU, else bf16, else fp32; the
-    CPU runs fp32."""
-    if requested != "auto":
-        unsupported = [str(step.architecture.name) for step in steps if requested not in supported_precisions(step)]
-        if unsupported:
-            raise RemasterError(f"precision: {requested} is not supported by {', '.join(unsupported)}; use auto")
-        return DTYPES[requested]
-    if device.type != "cuda":
+def candidate_dtypes(step: ImageModelDescriptor, device: torch.device, *, as_gpu: bool = False) -> list[torch.dtype]:
+    """The precisions `auto` tries for a step on `device`, fastest first, ending in fp32.
+
+    The CPU runs fp32 (its half precisions are emulated and slower), unless `as_gpu` asks what a GPU would
+    try: the start-up check on a machine without one proves the GPU's precisions on the CPU.
+    """
+    from .devices import Device
+
+    claimed = {torch.float16: step.supports_half, torch.bfloat16: step.supports_bfloat16, torch.float32: True}
+    kit = Device(device)
+    usable = (lambda dtype: True) if as_gpu else kit.supports
+    return [dtype for dtype in AUTO_ORDER if claimed[dtype] and usable(dtype)]
+
+
+def prove_frame(step: ImageModelDescriptor, device: torch.device) -> torch.Tensor:
+    """A fixed, smooth-and-detailed RGB test frame of PROVE_SIZE (not random: the same on every run)."""
+    height, width = PROVE_SIZE
+    y = torch.linspace(0, 1, height).view(1, 1, height, 1)
+    x = torch.linspace(0, 1, width).view(1, 1, 1, width)
+    frame = torch.cat([x * y, (x + y) / 2, 0.5 + 0.4 * torch.sin(17 * x + 11 * y)], dim=1).expand(1, 3, height, width)
+    return frame.contiguous(memory_format=torch.channels_last).to(device)
+
+
+def _try(step: ImageModelDescriptor, frame: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor | None, str]:
+    try:
+        with torch.inference_mode():
+            out = run_step(step, frame.to(dtype)).float()
+    except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
+        return None, _first_line(error)
+    if not torch.isfinite(out).all():
+        return None, "its output holds inf or NaN (overflow)"
+    return out.clamp(0, 1), ""
+
+
+def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[torch.dtype], *,
+          name: str, log: logging.Logger | None = None) -> torch.dtype:
+    """Move the step to `device` at the first of `candidates` that runs PROVE_SIZE frames like fp32 does.
+
+    Each refused precision is logged with its reason. The fp32 weights are kept aside while trying, so a
+    fallback never runs on weights already rounded to a lower precision. Raises a one-line RemasterError
+    when not even the last candidate runs.
+    """
+    model = step.model
+    model.to(device=device, dtype=torch.float32, memory_format=torch.channels_last)
+    frame = prove_frame(step, device)
+    reference, why = _try(step, frame, torch.float32)
+    if reference is None:
+        raise RemasterError(f"{name}: {step.architecture.name} cannot run a {PROVE_SIZE[1]}x{PROVE_SIZE[0]} frame on "
+                            f"{device} even at fp32: {why}")
+    if candidates == [torch.float32]:
         return torch.float32
-    if all(step.supports_half for step in steps):
-        return torch.float16
-    if all(step.supports_bfloat16 for step in steps):
-        return torch.bfloat16
+    kept = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    for dtype in candidates:
+        if dtype == torch.float32:
+            break
+        model.to(dtype=dtype)
+        out, why = _try(step, frame, dtype)
+        if out is not None:
+            difference = float((out - reference).abs().mean())
+            if difference <= PROVE_TOLERANCE:
+                del kept
+                return dtype
+            why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
+        fallback = DTYPE_NAMES[candidates[candidates.index(dtype) + 1]]
+        if log is not None:
+            log.warning("%s: %s does not run at %s on %s (%s); using %s", name, step.architecture.name,
+                        DTYPE_NAMES[dtype], device, why, fallback)
+        model.to(dtype=torch.float32)
+        model.load_state_dict(kept)
+        last_error = f"{DTYPE_NAMES[dtype]}: {why}"
+    if candidates[-1] != torch.float32:
+        raise RemasterError(f"{name}: {step.architecture.name} does not run on {device} at "
+                            f"{last_error}; use precision: auto or fp32")
     return torch.float32
+
+
+def step_candidates(step: ImageModelDescriptor, device: torch.device, requested: str, where: str,
+                    name: str, *, as_gpu: bool = False) -> list[torch.dtype]:
+    """What to try for one step: `auto`'s fallbacks, or exactly the precision asked for (if it can be)."""
+    from .devices import Device
+
+    if requested == "auto":
+        return candidate_dtypes(step, device, as_gpu=as_gpu)
+    if requested not in supported_precisions(step):
+        raise RemasterError(f"{name}: {where}: {requested} is not supported by {step.architecture.name} "
+                            f"(it runs {', '.join(supported_precisions(step))}); use auto")
+    dtype = DTYPES[requested]
+    if not as_gpu and device.type != "cpu" and not Device(device).supports(dtype):
+        raise RemasterError(f"{name}: {where}: {requested} is not supported by {Device(device)}; "
+                            "use precision: auto or fp16")
+    return [dtype]
 
 
 def as_step(entry: ModelStep | Path | str) -> ModelStep:
     return entry if isinstance(entry, ModelStep) else ModelStep(Path(entry))
 
 
-def load_chain_steps(steps: list[ModelStep], *, device: str = "auto", precision: str = "auto", tile: int = 0,
-                     tile_overlap: int = 16) -> Chain:
-    """Load every step of the chain and move it to the device at its precision.
+def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",
+                     tile: int = 0, tile_overlap: int = 16, log: logging.Logger | None = None,
+                     as_gpu: bool = False) -> Chain:
+    """The one loader: every step of the chain on the device, fast paths patched, at a proven precision.
 
-    A step's own `precision`/`tile`/`tile_overlap` win over the chain-wide ones given here.
+    A step's own `precision`/`tile`/`tile_overlap` win over the chain-wide ones given here. `auto` tries
+    fp16, then bf16, then fp32 where the device and the descriptor allow, keeping the first that runs an
+    odd-sized frame like fp32 does; an explicit precision that fails this is a one-line error.
     """
-    descriptors = [load_model(step.path) for step in steps]
-    torch_device = choose_device(device)
-    runs = []
-    for number, (step, descriptor) in enumerate(zip(steps, descriptors, strict=True), start=1):
+    from . import fastpaths
+
+    torch_device = device if isinstance(device, torch.device) else choose_device(device)
+    descriptors, runs = [], []
+    for number, step in enumerate(steps, start=1):
+        descriptor = load_model(step.path)
+        for patch in fastpaths.patch_model(descriptor.model):
+            if log is not None:
+                log.info("models[%d]: fast path: %s", number, patch)
         asked = step.precision if step.precision != "auto" else precision
         where = f"models[{number}].precision" if step.precision != "auto" else "precision"
-        dtype = step_dtype(descriptor, torch_device, asked, where)
-        descriptor.model.to(device=torch_device, dtype=dtype, memory_format=torch.channels_last)
+        name = f"{step.path}: models[{number}]"
+        candidates = step_candidates(descriptor, torch_device, asked, where, str(step.path), as_gpu=as_gpu)
+        dtype = prove(descriptor, torch_device, candidates, name=name, log=log)
+        descriptors.append(descriptor)
+        # a chain-wide tile never reaches a colourizer; a step's own tile is the user's explicit choice
         runs.append(StepRun(step.path, dtype,
-                            tile if step.tile is None else step.tile,
+                            (tile if can_tile(descriptor) else 0) if step.tile is None else step.tile,
                             tile_overlap if step.tile_overlap is None else step.tile_overlap))
     return Chain(descriptors, torch_device, runs[0].dtype, runs)
 
 
-def load_chain(paths: list[Path | ModelStep], *, device: str = "auto", precision: str = "auto") -> Chain:
-    """Load every model of the chain (paths, or ModelSteps with their own options) onto the device.
-
-    With plain paths every step runs at one precision, as before per-step options existed.
-    """
-    steps = [as_step(entry) for entry in paths]
-    if all(step == ModelStep(step.path) for step in steps):
-        descriptors = [load_model(step.path) for step in steps]
-        torch_device = choose_device(device)
-        dtype = choose_dtype(descriptors, torch_device, precision)
-        for descriptor in descriptors:
-            descriptor.model.to(device=torch_device, dtype=dtype, memory_format=torch.channels_last)
-        return Chain(descriptors, torch_device, dtype, [StepRun(step.path, dtype) for step in steps])
-    return load_chain_steps(steps, device=device, precision=precision)
+def load_chain(paths: list[Path | ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",
+               log: logging.Logger | None = None) -> Chain:
+    """Load every model of the chain (paths, or ModelSteps with their own options) onto the device."""
+    return load_chain_steps([as_step(entry) for entry in paths], device=device, precision=precision, log=log)
 
 
 # --- inspection and the start-of-run check ------------------------------------------------------------
@@ -326,11 +453,14 @@ def describe(descriptor: ImageModelDescriptor, path: Path | None = None) -> dict
     }
 
 
-def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0) -> dict:
-    """Load every step on the CPU and check what can be checked before a frame is decoded.
+def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0, *,
+                device: str = "auto", log: logging.Logger | None = None) -> dict:
+    """Load every step through the run path and prove it before a frame is decoded.
 
-    Raises a one-line RemasterError naming the file: unreadable or unrecognised, a precision it cannot
-    run, a grey-only model that the chain feeds colour it would discard, or a `scale` beyond the chain's.
+    Each step runs one odd-sized frame at the precision it will run in (on a machine without a GPU: the
+    precisions a GPU would try, proven on the CPU), falling back with a logged reason. Raises a one-line
+    RemasterError naming the file: unreadable or unrecognised, a precision it cannot run, channels remaster
+    cannot chain, a tile below its minimum, or a `scale` beyond the chain's.
     """
     report = []
     for number, step in enumerate(steps, start=1):
@@ -339,9 +469,10 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
         if asked != "auto" and asked not in supported_precisions(descriptor):
             raise RemasterError(f"{step.path}: {where}: {asked} is not supported by "
                                 f"{descriptor.architecture.name} (it runs {', '.join(supported_precisions(descriptor))})")
-        if descriptor.input_channels not in (1, 3) or descriptor.output_channels not in (1, 3):
+        if descriptor.input_channels not in (1, 3, 4) or descriptor.output_channels not in (1, 3, 4):
             raise RemasterError(f"{step.path}: {descriptor.architecture.name} takes {descriptor.input_channels} and "
-                                f"gives {descriptor.output_channels} channels; remaster chains grey or RGB models only")
+                                f"gives {descriptor.output_channels} channels; remaster chains grey, RGB or RGBA "
+                                "models only")
         step_tile = tile if step.tile is None else step.tile
         if step_tile and descriptor.size_requirements.minimum > step_tile:
             raise RemasterError(f"{step.path}: tile: {step_tile} is below the model's minimum size "
@@ -355,6 +486,14 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
         files = " → ".join(Path(entry["file"]).name for entry in report)
         raise RemasterError(f"scale: asks ×{scale:g} but the chain ({files}) gives ×{chain_scale}; "
                             f"lower scale or add a model")
+    # the run path itself, on this machine's device; without a GPU, the GPU's precisions proven on the CPU
+    torch_device = choose_device(device)
+    chain = load_chain_steps(steps, device=torch_device, precision=precision, tile=tile, log=log,
+                             as_gpu=torch_device.type == "cpu")
+    for entry, run in zip(report, chain.runs, strict=True):
+        entry["proven_precision"] = DTYPE_NAMES[run.dtype]
+        entry["proven_on"] = str(torch_device)
+    del chain
     return {"steps": report, "chain_scale": chain_scale, "scale": scale if scale is not None else chain_scale}
 
 
