@@ -118,7 +118,7 @@ def test_x4_model_in_a_x2_job_gives_the_x2_size(tmp_path):
     frames = torch.randint(0, 256, (1, 30, 40, 3), dtype=torch.uint8)
     with torch.inference_mode():
         out = process(chain, frames, (60, 80), 0, 16)
-    assert chain.scale == 4 and out.shape == (1, 60, 80, 3) and out.dtype == torch.uint8
+    assert chain.scale == 4 and out.shape == (1, 60, 80, 3) and out.dtype == torch.uint16  # 16-bit for the 10-bit encode
 
 
 def test_config_steps_parse_and_make_only_pixel_options_stale(doubler):

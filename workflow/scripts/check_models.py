@@ -12,11 +12,14 @@ with reported(log):
     from remaster.models import check_chain
 
     settings = snakemake.params.settings
+    # the run path's loader on this machine's device (a local rule: the GPU jobs prove theirs again on
+    # their own device), each step proven at the precision it would run in
     report = check_chain(list(settings.models), scale=settings.scale, precision=settings.precision,
-                         tile=settings.tile)
+                         tile=settings.tile, device="auto", log=log)
     for number, step in enumerate(report["steps"], start=1):
-        log.info("step %d: %s: %s ×%d, %s parameters, runs %s", number, step["file"], step["architecture"],
-                 step["scale"], f"{step['parameters']:,}", ", ".join(step["precisions"]))
+        log.info("step %d: %s: %s ×%d, %s parameters, claims %s, proven %s on %s", number, step["file"],
+                 step["architecture"], step["scale"], f"{step['parameters']:,}", ", ".join(step["precisions"]),
+                 step["proven_precision"], step["proven_on"])
     log.info("chain ×%d, output ×%g", report["chain_scale"], report["scale"])
     out = Path(snakemake.output.report)
     tmp = partial_path(out)

@@ -122,16 +122,49 @@ def write_flip(pairs: list[tuple[Image.Image, Image.Image]], path: Path) -> None
 def make_preview(title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings,
                  stills: list[Path], flip: Path, log: logging.Logger, *, plan: dict | None = None,
                  threads: int = 1) -> list[dict]:
-    """Write one before/after still per path in `stills` and the flip animation; return what each shows."""
+    """Write one before/after still per path in `stills` and the flip animation; return what each shows.
+
+    The chain is loaded and run through the same run path as the shard job (per-step precision and tile,
+    fast paths, proven precisions, out-of-memory recovery, a GPU claimed for the job).
+    """
     import torch
 
-    from .engine import even, process
-    from .models import load_chain
+    from .devices import Device
+    from .gpuclaim import job_device
+    from .models import load_chain_steps
 
     if threads > 0:
         torch.set_num_threads(threads)
     started = time.monotonic()
-    chain = load_chain([step.path for step in settings.models], device=settings.device, precision=settings.precision)
+    with job_device(settings.device, log) as device:
+        Device(device).activate()
+        chain = load_chain_steps(list(settings.models), device=device, precision=settings.precision,
+                                 tile=settings.tile, tile_overlap=settings.tile_overlap, log=log)
+        return _stills(chain, title, probe, timestamps, settings, stills, flip, log, plan, started)
+
+
+def still_runner(chain, size: tuple[int, int], settings: UpscaleSettings, log: logging.Logger):
+    """The run path's Runner for stills: one frame at a time, 8-bit out (a picture, not the master)."""
+    from .engine import Runner, to_frames8
+
+    return Runner(chain, size, batch_size=1, tile=settings.tile, overlap=settings.tile_overlap, log=log,
+                  label="preview", finish=to_frames8)
+
+
+def upscale_still(runner, frame: np.ndarray) -> np.ndarray:
+    """One RGB24 frame (h, w, 3) through the runner: the upscaled RGB24 frame."""
+    import torch
+
+    with torch.inference_mode():
+        tensor = torch.from_numpy(np.ascontiguousarray(frame)).unsqueeze(0).to(runner.chain.device)
+        ((result, _),) = runner.run(tensor, 1)
+    return result[0].cpu().numpy()
+
+
+def _stills(chain, title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings, stills: list[Path],
+            flip: Path, log: logging.Logger, plan: dict | None, started: float) -> list[dict]:
+    from .engine import even
+
     width, height = frame_size(probe, plan)
     scale = settings.scale or chain.scale
     out_w, out_h = even(width * scale), even(height * scale)
@@ -139,13 +172,11 @@ def make_preview(title: Path, probe: dict, timestamps: list[float], settings: Up
     chosen = preview_frames(len(timestamps), len(stills))
     log.info("preview: %d frames of %d, %dx%d → %dx%d on %s", len(chosen), len(timestamps), width, height,
              out_w, out_h, chain.device)
+    runner = still_runner(chain, (out_h, out_w), settings, log)
     pairs, shown = [], []
     for path, index in zip(stills, chosen):
         frame = read_frame(title, timestamps[index], probe, plan)
-        with torch.inference_mode():
-            tensor = torch.from_numpy(frame.copy()).unsqueeze(0).to(chain.device)
-            result = process(chain, tensor, (out_h, out_w), settings.tile, settings.tile_overlap)
-        after = Image.fromarray(result[0].cpu().numpy())
+        after = Image.fromarray(upscale_still(runner, frame))
         before = Image.fromarray(frame).resize((out_w, out_h), Image.BICUBIC)
         seconds = float(index / fps)
         caption = f"frame {index} ({int(seconds // 60)}:{seconds % 60:05.2f})"
