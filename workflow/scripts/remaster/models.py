@@ -219,8 +219,10 @@ def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: 
         advice = "check the GPU (nvidia-smi) and run again; set CUDA_LAUNCH_BLOCKING=1 to find the kernel"
     elif run.dtype != torch.float32:
         advice = f"set precision: fp32 for models[{number}]"
-    else:
+    elif device.type != "cpu":
         advice = "try device: cpu to tell a model fault from a device fault"
+    else:
+        advice = "the model's code cannot run this frame; try it alone with `python -m remaster.models inspect`"
     return StepError(f"{run.path}: models[{number}] ({step.architecture.name}) failed on {device} at {name}: "
                      f"{_first_line(error)}; {advice}")
 
@@ -338,7 +340,10 @@ def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[tor
     when not even the last candidate runs.
     """
     model = step.model
-    model.to(device=device, dtype=torch.float32, memory_format=torch.channels_last)
+    try:
+        model.to(device=device, dtype=torch.float32, memory_format=torch.channels_last)
+    except RuntimeError:  # 5-D weights (FFTformer) have no channels-last layout: keep theirs
+        model.to(device=device, dtype=torch.float32)
     frame = prove_frame(step, device)
     reference, why = _try(step, frame, torch.float32)
     if reference is None:
@@ -358,13 +363,16 @@ def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[tor
                 del kept
                 return dtype
             why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
-        fallback = DTYPE_NAMES[candidates[candidates.index(dtype) + 1]]
-        if log is not None:
-            log.warning("%s: %s does not run at %s on %s (%s); using %s", name, step.architecture.name,
-                        DTYPE_NAMES[dtype], device, why, fallback)
         model.to(dtype=torch.float32)
         model.load_state_dict(kept)
         last_error = f"{DTYPE_NAMES[dtype]}: {why}"
+        position = candidates.index(dtype) + 1
+        if position == len(candidates):  # an explicit precision, or no fallback left: not a silent change
+            break
+        fallback = DTYPE_NAMES[candidates[position]]
+        if log is not None:
+            log.warning("%s: %s does not run at %s on %s (%s); using %s", name, step.architecture.name,
+                        DTYPE_NAMES[dtype], device, why, fallback)
     if candidates[-1] != torch.float32:
         raise RemasterError(f"{name}: {step.architecture.name} does not run on {device} at "
                             f"{last_error}; use precision: auto or fp32")
