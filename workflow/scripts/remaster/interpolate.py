@@ -240,8 +240,22 @@ def interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, e
     """Write `in_path`'s frames and the in-between ones (factor × expected_frames) to `out_path`.
 
     `following` is the next shard (its first frame closes the last pair), None for the title's last shard.
-    The file is written under a temporary name and renamed only when every frame is counted.
+    The file is written under a temporary name and renamed only when every frame is counted. On a machine
+    with several GPUs the job claims one of its own for its lifetime (remaster.gpuclaim).
     """
+    from dataclasses import replace
+
+    from .gpuclaim import job_device
+
+    with job_device(settings.device, log) as device:
+        return _interpolate_file(in_path, out_path, following=following, expected_frames=expected_frames, fps=fps,
+                                 settings=replace(settings, device=str(device)), label=label, log=log,
+                                 threads=threads, model=model)
+
+
+def _interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, expected_frames: int, fps: str,
+                      settings: InterpolateSettings, label: str, log: logging.Logger, threads: int = 1,
+                      model=None) -> InterpolateResult:
     if threads > 0:
         torch.set_num_threads(threads)
     factor = settings.factor
