@@ -357,3 +357,22 @@ def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
     # 10-bit rounding alone is 1/sqrt(12) = 0.29 codes RMS; 8-bit rounding adds (876/255)/sqrt(12) = 0.99
     assert rms16 < 0.45, rms16
     assert rms8 > 0.8 and rms8 > 2.5 * rms16, (rms8, rms16)
+
+
+# --- batches: some architectures' code assumes one frame ---------------------------------------------------
+
+
+@pytest.mark.unit
+def test_a_model_that_mishandles_batches_runs_frames_one_at_a_time(tmp_path, caplog):
+    from spandrel.architectures.SeemoRe import SeemoRe
+
+    torch.manual_seed(0)
+    path = save(SeemoRe(scale=2, num_experts=2, num_layers=1, embedding_dim=16), tmp_path / "seemore.safetensors")
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        chain = load_chain_steps([ModelStep(path)], device="cpu", log=LOG)
+    assert chain.runs[0].batched is False and "one at a time" in caplog.text
+    frames = torch.rand(3, 3, 29, 37)
+    with torch.inference_mode():
+        together = chain(frames)
+        alone = torch.cat([chain(frame) for frame in frames.split(1)])
+    torch.testing.assert_close(together, alone)

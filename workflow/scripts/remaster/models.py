@@ -163,15 +163,19 @@ class StepRun:
     dtype: torch.dtype
     tile: int = 0
     tile_overlap: int = 16
+    batched: bool = True  # False: the model's code mishandles batches (seen at load), frames go one by one
 
 
-def run_step(step: ImageModelDescriptor, batch: torch.Tensor) -> torch.Tensor:
+def run_step(step: ImageModelDescriptor, batch: torch.Tensor, batched: bool = True) -> torch.Tensor:
     """One model on an NCHW RGB batch in [0, 1], through spandrel's call API (padding, its own call_fn).
 
     Grey-input models (colorizers, grey denoisers) get the batch's luma; a colorizer's output keeps that
     luma and contributes only chroma; a grey output is repeated to RGB (a real copy, not a view, so later
     in-place conversions work). RGBA models get an opaque alpha channel, and their alpha is dropped.
+    `batched=False` runs the frames one at a time (a model whose code was seen to mishandle batches).
     """
+    if not batched and len(batch) > 1:
+        return torch.cat([run_step(step, frame) for frame in batch.split(1)])
     if step.input_channels == 1:
         grey = luma(batch)
         outputs = [step(frame) for frame in grey.split(1)]  # spandrel's colorizers take one frame at a time
@@ -261,10 +265,10 @@ class Chain:
             try:
                 batch = batch.to(run.dtype)
                 if step_tile and can_tile(step):
-                    batch = run_tiled(lambda part, step=step: run_step(step, part), batch, step_tile, step_overlap,
-                                      scale=step.scale)
+                    batch = run_tiled(lambda part, step=step, run=run: run_step(step, part, run.batched), batch,
+                                      step_tile, step_overlap, scale=step.scale)
                 else:
-                    batch = run_step(step, batch)
+                    batch = run_step(step, batch, run.batched)
             except Exception as error:
                 if is_out_of_memory(error) or isinstance(error, RemasterError):
                     raise
@@ -379,6 +383,20 @@ def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[tor
     return torch.float32
 
 
+def prove_batches(step: ImageModelDescriptor, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the step gives a batch of two frames what it gives each frame alone (SeemoRe and DRUNet in
+    spandrel 0.4.2 fail on batches: their call paths assume one frame)."""
+    frame = prove_frame(step, device).to(dtype)
+    pair = torch.cat([frame, frame.flip(-1)])
+    try:
+        with torch.inference_mode():
+            together = run_step(step, pair).float()
+            alone = torch.cat([run_step(step, one) for one in pair.split(1)]).float()
+    except Exception:  # noqa: BLE001 - a batch it cannot run: frames go one at a time
+        return False
+    return together.shape == alone.shape and float((together - alone).abs().mean()) <= PROVE_TOLERANCE
+
+
 def step_candidates(step: ImageModelDescriptor, device: torch.device, requested: str, where: str,
                     name: str, *, as_gpu: bool = False) -> list[torch.dtype]:
     """What to try for one step: `auto`'s fallbacks, or exactly the precision asked for (if it can be)."""
@@ -423,11 +441,15 @@ def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "au
         name = f"{step.path}: models[{number}]"
         candidates = step_candidates(descriptor, torch_device, asked, where, str(step.path), as_gpu=as_gpu)
         dtype = prove(descriptor, torch_device, candidates, name=name, log=log)
+        batched = prove_batches(descriptor, torch_device, dtype)
+        if not batched and log is not None:
+            log.warning("%s: %s mishandles batches of frames; it runs them one at a time", name,
+                        descriptor.architecture.name)
         descriptors.append(descriptor)
         # a chain-wide tile never reaches a colourizer; a step's own tile is the user's explicit choice
         runs.append(StepRun(step.path, dtype,
                             (tile if can_tile(descriptor) else 0) if step.tile is None else step.tile,
-                            tile_overlap if step.tile_overlap is None else step.tile_overlap))
+                            tile_overlap if step.tile_overlap is None else step.tile_overlap, batched))
     return Chain(descriptors, torch_device, runs[0].dtype, runs)
 
 
