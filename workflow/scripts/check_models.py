@@ -12,10 +12,10 @@ with reported(log):
     from remaster.models import check_chain
 
     settings = snakemake.params.settings
-    # the run path's loader on this machine's device (a local rule: the GPU jobs prove theirs again on
-    # their own device), each step proven at the precision it would run in
+    # the run path's loader, each step proven on the CPU at the precisions a GPU would try (the GPU jobs
+    # prove theirs again on their own device before their first frame)
     report = check_chain(list(settings.models), scale=settings.scale, precision=settings.precision,
-                         tile=settings.tile, device="auto", log=log)
+                         tile=settings.tile, log=log)
     for number, step in enumerate(report["steps"], start=1):
         log.info("step %d: %s: %s ×%d, %s parameters, claims %s, proven %s on %s", number, step["file"],
                  step["architecture"], step["scale"], f"{step['parameters']:,}", ", ".join(step["precisions"]),

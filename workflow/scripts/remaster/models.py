@@ -484,11 +484,12 @@ def describe(descriptor: ImageModelDescriptor, path: Path | None = None) -> dict
 
 
 def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0, *,
-                device: str = "auto", log: logging.Logger | None = None) -> dict:
+                device: str = "cpu", log: logging.Logger | None = None) -> dict:
     """Load every step through the run path and prove it before a frame is decoded.
 
-    Each step runs one odd-sized frame at the precision it will run in (on a machine without a GPU: the
-    precisions a GPU would try, proven on the CPU), falling back with a logged reason. Raises a one-line
+    Each step runs one odd-sized frame at the precisions it would try on a GPU, proven on the CPU by default
+    (so Snakemake's own process never opens a CUDA context that would hold GPU memory for the whole run;
+    each GPU job proves again on its own device), falling back with a logged reason. Raises a one-line
     RemasterError naming the file: unreadable or unrecognised, a precision it cannot run, channels remaster
     cannot chain, a tile below its minimum, or a `scale` beyond the chain's.
     """
