@@ -40,7 +40,7 @@ from . import fastpaths, media
 from .devices import Device, describe, is_out_of_memory
 from .errors import RemasterError
 from .gpuclaim import job_device
-from .models import Chain, load_chain_steps
+from .models import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
 from .settings import UpscaleSettings
 from .shards import partial_path
 
