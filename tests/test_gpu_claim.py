@@ -85,3 +85,27 @@ def test_the_cpu_needs_no_claim(tmp_path, monkeypatch):
     with gpuclaim.job_device("cpu", logging.getLogger("t")) as device:
         assert device.type == "cpu"
     assert not (tmp_path / "claims").exists() or not list((tmp_path / "claims").iterdir())
+
+
+# --- the device layer, on a machine without a GPU ----------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_devices_without_a_gpu_are_plain_and_errors_are_one_line():
+    import torch
+
+    from remaster.devices import Device, is_out_of_memory, resolve
+
+    assert resolve("cpu") == torch.device("cpu")
+    cpu = Device(torch.device("cpu"))
+    assert not cpu.has_streams and not cpu.pinned and cpu.record() is None and cpu.memory() is None
+    assert cpu.supports(torch.float32) and not cpu.supports(torch.bfloat16)  # auto runs fp32 on the CPU
+    if not torch.cuda.is_available():
+        with pytest.raises(RemasterError, match="device: cuda:1 asked for, but torch sees no cuda") as caught:
+            resolve("cuda:1")
+        assert "\n" not in str(caught.value)
+    with pytest.raises(RemasterError, match="not a device torch knows"):
+        resolve("gpu0")
+    assert is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
+    assert not is_out_of_memory(RuntimeError("CUDA error: an illegal memory access was encountered"))
