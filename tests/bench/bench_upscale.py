@@ -35,6 +35,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from remaster import engine  # noqa: E402
 from remaster.demo import pan_frames  # noqa: E402
+from remaster.devices import describe  # noqa: E402
 from remaster.models import load_chain  # noqa: E402
 from remaster.settings import ModelStep, UpscaleSettings  # noqa: E402
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = UpscaleSettings(models=(ModelStep(model_path),), device=args.device, precision=args.precision,
                                    batch_size=None if args.batch == "auto" else int(args.batch),
                                    compile=args.compile)
-        chain = load_chain([model_path], device=args.device, precision=args.precision)
+        chain = load_chain([model_path], device=args.device, precision=args.precision, log=log)  # the run path's loader
         device = chain.device
         prepared = engine.prepare_chain(chain, compile=args.compile, log=log)
         if not args.compile:  # first-call set-up outside the timing, as for the other two (compile: the engine's)
@@ -252,8 +253,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"run {run + 1}: seed_loop {args.frames / seed_run:.3f} fps, pipeline {args.frames / pipe_run:.3f} "
                   f"fps, forward_only {args.frames / fwd_run:.3f} fps", file=sys.stderr)
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    name = describe(device) if device.type != "cpu" else f"CPU, {args.threads} threads"
     print(f"device: {name}; torch {torch.__version__}")
+    # the precision the run path proved for the step (auto: fp16 → bf16 → fp32, the first that runs)
     print(f"model: {args.arch} ×{args.scale} ({engine.chain_name(chain)}), {str(chain.dtype).removeprefix('torch.')}"
           f"{', compiled' if args.compile else ''}; {args.frames} frames {width}x{height} → "
           f"{result.width}x{result.height}; pipeline batch {result.batch_size}, tile {result.tile or 'none'}")
