@@ -376,3 +376,16 @@ def test_a_model_that_mishandles_batches_runs_frames_one_at_a_time(tmp_path, cap
         together = chain(frames)
         alone = torch.cat([chain(frame) for frame in frames.split(1)])
     torch.testing.assert_close(together, alone)
+
+
+@pytest.mark.unit
+def test_a_device_error_mid_shard_is_one_line_and_keeps_no_file(tmp_path):
+    shard = ramp_shard(tmp_path / "ramp.mkv")
+    chain = ToyChain(RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors..."))
+    settings = UpscaleSettings(models=(ModelStep(Path("toy.safetensors")),), device="cpu", batch_size=1)
+    with pytest.raises(RemasterError) as caught:
+        engine.upscale_file(shard, tmp_path / "out.mkv", expected_frames=2, fps="24", matrix="bt709",
+                            settings=settings, label="shard 3", log=LOG, chain=chain)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("shard 3:") and "on cpu failed: CUDA error" in message
+    assert not (tmp_path / "out.mkv").exists()

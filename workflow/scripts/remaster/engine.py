@@ -578,11 +578,10 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
                 if errors:
                     raise errors[0]
         completed = True
-    except (RemasterError, KeyboardInterrupt):
-        raise
+    except (RemasterError, KeyboardInterrupt, OSError):
+        raise  # OSError: a pipe to ffmpeg broke; the decoder's or encoder's own message is checked below
     except Exception as error:
-        if errors and error is errors[0]:
-            raise
+        # a device error (a CUDA error surfaces at the next sync: the copy, an event in the writer thread)
         raise _device_failure(error, chain, label) from error
     finally:
         if not completed:
@@ -603,7 +602,10 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     batch_size, tile = runner.batch_size, runner.tile
     if errors:
         tmp.unlink(missing_ok=True)
-        raise errors[0]
+        if not isinstance(errors[0], (RemasterError, OSError)):
+            raise _device_failure(errors[0], chain, label) from errors[0]
+        if not isinstance(errors[0], OSError) or (decoder_rc == 0 and encoder_rc == 0):
+            raise errors[0]
     if decoder_rc != 0:
         raise RemasterError(f"{in_path}: decoding failed: {decoder.stderr.read().decode(errors='replace').strip()[-300:]}")
     if encoder_rc != 0:
