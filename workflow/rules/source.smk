@@ -1,15 +1,19 @@
-rule concat_vobs:
-    """Join VTS_xx_1..N.VOB in play order (never the menu VOB VTS_xx_0)."""
+rule read_title:
+    """One DVD title as a player plays it (its PGC's cells, one angle; dvdvideo), or the VOB files joined."""
     input:
         vobs=[str(part) for part in SOURCE.parts],
     output:
-        title=f"{RESULTS}/concat_vobs/title.vob",
+        title=f"{RESULTS}/read_title/{SOURCE.title_name}",
     log:
-        f"{LOGS}/concat_vobs.log",
+        f"{LOGS}/read_title.log",
     conda:
         ENV
+    params:
+        source=SETTINGS.source,
+        title_number=SETTINGS.title_number,
+        angle=SETTINGS.angle,
     script:
-        "../scripts/concat_vobs.py"
+        "../scripts/read_title.py"
 
 
 rule probe_source:

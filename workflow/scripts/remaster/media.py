@@ -56,6 +56,27 @@ def tool(name: str) -> str:
     return found
 
 
+@functools.cache
+def version(name: str = "ffmpeg") -> str:
+    """The first line of `name -version` with its path, for the logs: which FFmpeg this run uses."""
+    path = tool(name)
+    result = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True)
+    first = (result.stdout.strip().splitlines() or ["unknown version"])[0]
+    return f"{first} ({path})"
+
+
+@functools.cache
+def demuxers() -> frozenset[str]:
+    """The input formats the ffmpeg in use can read (`ffmpeg -demuxers`)."""
+    result = run([tool("ffmpeg"), "-hide_banner", "-demuxers"], what="ffmpeg -demuxers")
+    names: set[str] = set()
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and set(parts[0]) <= set("DE") and "D" in parts[0]:
+            names.update(parts[1].split(","))
+    return frozenset(names)
+
+
 def ffmpeg_args(*args: str | os.PathLike) -> list[str]:
     """The ffmpeg command line with quiet, non-interactive defaults prepended."""
     return [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", *map(str, args)]
