@@ -106,10 +106,11 @@ def audio_tracks(wildcards):
 
 
 def subtitle_tracks(wildcards):
-    """The copied subtitle streams, when the title has any."""
+    """The copied subtitle streams and closed captions, when the title has any."""
+    probe = probe_data()
     return (
         f"{RESULTS}/extract_subtitles/subtitles.mks"
-        if probe_data()["subtitles"]
+        if probe["subtitles"] or probe["video"].get("closed_captions")
         else []
     )
 

@@ -30,14 +30,17 @@ rule probe_source:
     params:
         parts=[str(part) for part in SOURCE.parts],
         source=SETTINGS.source,
+        title_number=SETTINGS.title_number,
+        angle=SETTINGS.angle,
     script:
         "../scripts/probe_source.py"
 
 
 rule extract_audio:
-    """Every audio track, stream-copied (never re-encoded), into one Matroska audio file."""
+    """Every audio track, stream-copied (LPCM losslessly to FLAC), into one Matroska audio file."""
     input:
         title=title_file(),
+        probe=PROBE,
     output:
         audio=f"{RESULTS}/extract_audio/audio.mka",
     log:
@@ -91,9 +94,10 @@ checkpoint prepare_title:
 
 
 rule extract_subtitles:
-    """Every subtitle stream (DVD VobSub as is), stream-copied into one Matroska file."""
+    """Every subtitle stream (VobSub with palette, forced flag) and closed captions, in one Matroska file."""
     input:
         title=title_file(),
+        probe=PROBE,
     output:
         subtitles=f"{RESULTS}/extract_subtitles/subtitles.mks",
     log:

@@ -119,6 +119,19 @@ def packet_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[floa
                   if v and v != "N/A")
 
 
+def frame_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float]:
+    """Presentation times (s) of every decoded frame of a stream, in display order.
+
+    Counted by decoding, not from packets: some muxers (mplex) write a PTS only once per GOP, so most
+    packets of a DVD's video carry none; the decoder's best-effort time fills them in.
+    """
+    cmd = [tool("ffprobe"), "-v", "error", *PROBE_ARGS, "-select_streams", stream, "-show_entries",
+           "frame=best_effort_timestamp_time", "-of", "csv=p=0", input_path(path)]
+    result = run(cmd, what=f"{path}: decoding the frames")
+    return sorted(float(v) for v in (line.strip().rstrip(",") for line in result.stdout.splitlines())
+                  if v and v != "N/A")
+
+
 def first_timestamp(path: str | os.PathLike) -> float:
     """Presentation time (s) of the first packet of the first video stream."""
     cmd = [tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",

@@ -29,7 +29,7 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     if not video:
         raise RemasterError(f"{title}: no video stream found; is this a video file?")
     v = video[0]
-    timestamps = media.packet_timestamps(title, f"{v['index']}")
+    timestamps = media.frame_timestamps(title, f"{v['index']}")
     if not timestamps:
         raise RemasterError(f"{title}: the video stream has no decodable frames")
     fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
@@ -62,6 +62,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             "color_primaries": v.get("color_primaries"),
             "color_transfer": v.get("color_transfer"),
             "color_range": v.get("color_range"),
+            # EIA-608 captions in the picture user data (seen by ffprobe in the first frames it decodes)
+            "closed_captions": bool(v.get("closed_captions")),
             "start_time": timestamps[0],
             # the span of the frames' times: frames a damaged disc lost still take their time in the master
             "duration": max(float(len(timestamps) / fps), timestamps[-1] - timestamps[0] + float(1 / fps)),
@@ -97,15 +99,16 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     return description, timestamps
 
 
-def disc_facts(source, log) -> dict:
-    """What the IFOs say about the main title (languages by stream id, chapters, name), when there are IFOs."""
+def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
+    """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
+    there are IFOs."""
     from .dvd import DiscError, find_title
 
     if isinstance(source, (list, tuple)) or not Path(source).is_dir():
         return {}
     folder = Path(source)
     try:
-        title = find_title(folder, ffprobe=None)
+        title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
     except DiscError as error:
         log.warning("%s", error)
         return {}
@@ -119,7 +122,8 @@ def disc_facts(source, log) -> dict:
         "aspect": title.aspect,
         "system": title.system,
         "chapters": list(title.chapters),
-        "audio_languages": {f"0x{a.stream_id:x}": a.language for a in title.audio if a.language},
+        # keyed by the id ffprobe shows (0x80 AC3, 0x1c0 MPEG audio), from the PGC's control table
+        "audio_languages": {a.probe_id: a.language for a in title.audio if a.language},
         "subtitle_languages": {f"0x{s.stream_id:x}": s.language for s in title.subtitles if s.language},
     }
     log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",

@@ -1,0 +1,142 @@
+"""DVD subtitles for the master: VobSub streams with their palette and forced flag, closed captions as text.
+
+A DVD marks a subpicture *forced* (shown even with subtitles off) with the FSTA_DSP command in the
+subpicture's control sequence; Matroska marks a whole *track* forced (FlagForced). A stream whose every
+subpicture is forced (the "foreign parts only" stream spumux writes with force="yes") becomes a forced
+track. Closed captions (EIA-608 in the MPEG-2 picture user data) are decoded by FFmpeg's `subcc` output of
+the `movie` source into a text (SubRip) track.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import media
+from .errors import RemasterError
+
+FSTA_DSP = 0x00  # forced start display
+_ARGUMENT_BYTES = {0x00: 0, 0x01: 0, 0x02: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4}
+
+
+@dataclass(frozen=True)
+class ForcedCount:
+    forced: int
+    total: int
+
+    @property
+    def all_forced(self) -> bool:
+        return self.total > 0 and self.forced == self.total
+
+
+def spu_is_forced(spu: bytes) -> bool:
+    """Whether one subpicture unit (2-byte size, 2-byte control offset, pixel data, control sequences)
+    carries the forced-display command."""
+    if len(spu) < 4:
+        return False
+    at = struct.unpack_from(">H", spu, 2)[0]
+    seen = set()
+    while 0 <= at and at + 4 <= len(spu) and at not in seen:
+        seen.add(at)
+        following = struct.unpack_from(">H", spu, at + 2)[0]
+        cmd_at = at + 4
+        while cmd_at < len(spu):
+            command = spu[cmd_at]
+            if command == FSTA_DSP:
+                return True
+            if command == 0xFF:
+                break
+            if command == 0x07:  # CHG_COLCON: its own 2-byte size
+                if cmd_at + 3 > len(spu):
+                    break
+                cmd_at += 1 + struct.unpack_from(">H", spu, cmd_at + 1)[0]
+                continue
+            if command not in _ARGUMENT_BYTES:
+                break
+            cmd_at += 1 + _ARGUMENT_BYTES[command]
+        if following == at:
+            break
+        at = following
+    return False
+
+
+def split_spus(data: bytes) -> list[bytes]:
+    """The subpicture units of a VobSub stream's packets written back to back (each starts with its size)."""
+    spus, at = [], 0
+    while at + 4 <= len(data):
+        size = struct.unpack_from(">H", data, at)[0]
+        if size < 4:
+            break
+        spus.append(data[at:at + size])
+        at += size
+    return spus
+
+
+def count_forced(title: Path, subtitle: int) -> ForcedCount:
+    """How many of the subpictures of subtitle stream `subtitle` (0-based among subtitles) are forced."""
+    cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-map", f"0:s:{subtitle}",
+                            "-c", "copy", "-f", "data", "-")
+    result = subprocess.run(cmd, capture_output=True)
+    if result.returncode != 0:
+        last = (result.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise RemasterError(f"{title}: reading subtitle stream {subtitle} failed: {last}")
+    spus = split_spus(result.stdout)
+    return ForcedCount(sum(spu_is_forced(s) for s in spus), len(spus))
+
+
+def _movie_source(path: Path) -> str:
+    # filtergraph quoting: inside '…' only the quote itself needs escaping
+    escaped = str(path.absolute()).replace("'", "'\\''")
+    return f"movie=filename='{escaped}'[out0+subcc]"
+
+
+def closed_captions(title: Path, out: Path) -> int:
+    """Write the title's EIA-608 closed captions as SubRip to `out`, on the title's clock; return the
+    number of captions (0: the title has none, and `out` is not written)."""
+    cmd = media.ffmpeg_args("-copyts", "-f", "lavfi", "-i", _movie_source(title), "-map", "0:1", "-c:s", "srt",
+                            "-f", "srt", str(out))
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not out.is_file():
+        # no caption in the user data: FFmpeg has no subcc stream to map
+        out.unlink(missing_ok=True)
+        return 0
+    count = sum(1 for line in out.read_text(errors="replace").splitlines() if "-->" in line)
+    if count == 0:
+        out.unlink(missing_ok=True)
+    return count
+
+
+def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: logging.Logger) -> dict:
+    """Every subtitle stream of the title, stream-copied (the VobSub palette travels in the codec private
+    data), forced tracks marked, and the closed captions as one more text track; written to `out` (Matroska)
+    on the title's clock. Returns what was written, for the log and the tests."""
+    flags = []
+    for n, track in enumerate(subtitles):
+        counted = count_forced(title, n) if track.get("codec") == "dvd_subtitle" else ForcedCount(0, 0)
+        flags.append(counted)
+        log.info("subtitle %s (%s): %d subpictures, %d forced%s", track.get("id", n), track.get("language") or "und",
+                 counted.total, counted.forced, ": a forced track" if counted.all_forced else "")
+    captions = out.with_name(f".{out.name}.cc.srt")
+    n_captions = closed_captions(title, captions)
+    log.info("closed captions: %s", f"{n_captions} captions, kept as a text track" if n_captions else "none")
+    try:
+        args = ["-copyts", *media.PROBE_ARGS, "-i", media.input_path(title)]
+        maps = ["-map", "0:s?"]
+        if n_captions:
+            args += ["-itsoffset", "0", "-i", media.input_path(captions)]
+            maps += ["-map", "1:s"]
+        dispositions = []
+        for n, counted in enumerate(flags):
+            dispositions += [f"-disposition:s:{n}", "forced" if counted.all_forced else "0"]
+        if n_captions:
+            dispositions += [f"-disposition:s:{len(flags)}", "captions",
+                             f"-metadata:s:s:{len(flags)}", "title=Closed captions",
+                             f"-metadata:s:s:{len(flags)}", "language=und"]
+        cmd = media.ffmpeg_args(*args, *maps, "-c", "copy", *dispositions, "-f", "matroska", str(out))
+        media.run(cmd, what=f"{title}: copying the subtitle streams")
+    finally:
+        captions.unlink(missing_ok=True)
+    return {"forced": [c.all_forced for c in flags], "captions": n_captions}
