@@ -26,6 +26,14 @@ with reported(log):
         "audio": max(min((a["start_time"] for a in probe["audio"]), default=zero) - zero, 0.0),
         "subtitles": max(min((s.get("start_time", zero) for s in probe["subtitles"]), default=zero) - zero, 0.0),
     }
+    if snakemake.input.get("subtitles"):
+        # extract_subtitles keeps the title's clock (-copyts); its first cue may be a closed caption that comes
+        # before any subpicture, so place the file by its own start, not by the subpicture streams'
+        try:
+            subtitle_start = float(media.ffprobe_json(snakemake.input.subtitles)["format"]["start_time"])
+        except (KeyError, TypeError, ValueError):  # ffprobe knows no start: the subpicture streams' then
+            subtitle_start = zero + offsets["subtitles"]
+        offsets["subtitles"] = max(subtitle_start - zero, 0.0)
     video_offset = offsets["video"]
     if plan["chapters"]:
         chapters_file.write_text(chapters_metadata([c + video_offset for c in plan["chapters"]],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
+from .subtitles import has_closed_captions
 
 
 def _float(value, default: float = 0.0) -> float:
@@ -62,8 +63,9 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             "color_primaries": v.get("color_primaries"),
             "color_transfer": v.get("color_transfer"),
             "color_range": v.get("color_range"),
-            # EIA-608 captions in the picture user data (seen by ffprobe in the first frames it decodes)
-            "closed_captions": bool(v.get("closed_captions")),
+            # EIA-608 captions in the picture user data: extract_subtitles keeps them as a text track
+            "closed_captions": bool(v.get("closed_captions")) or (v.get("codec_name") in ("mpeg2video", "mpeg1video")
+                                                                  and has_closed_captions(title)),
             "start_time": timestamps[0],
             # the span of the frames' times: frames a damaged disc lost still take their time in the master
             "duration": max(float(len(timestamps) / fps), timestamps[-1] - timestamps[0] + float(1 / fps)),

@@ -87,6 +87,19 @@ def count_forced(title: Path, subtitle: int) -> ForcedCount:
     return ForcedCount(sum(spu_is_forced(s) for s in spus), len(spus))
 
 
+# user data carrying EIA-608: the DVD format ("CC", 0x01, 0xF8) and ATSC A/53 ("GA94", type 3)
+CAPTION_USER_DATA = (b"\x00\x00\x01\xb2CC\x01\xf8", b"\x00\x00\x01\xb2GA94\x03")
+
+
+def has_closed_captions(title: Path, seconds: float = 60.0) -> bool:
+    """Whether the MPEG-2 video of the title's first `seconds` carries caption user data (read from the
+    bitstream: ffprobe's own flag needs a decoded frame with captions, which a Matroska title does not give)."""
+    cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-map", "0:v:0", "-t", str(seconds),
+                            "-c", "copy", "-f", "mpeg2video", "-")
+    result = subprocess.run(cmd, capture_output=True)
+    return result.returncode == 0 and any(marker in result.stdout for marker in CAPTION_USER_DATA)
+
+
 def _movie_source(path: Path) -> str:
     # filtergraph quoting: inside '…' only the quote itself needs escaping
     escaped = str(path.absolute()).replace("'", "'\\''")
@@ -96,7 +109,9 @@ def _movie_source(path: Path) -> str:
 def closed_captions(title: Path, out: Path) -> int:
     """Write the title's EIA-608 closed captions as SubRip to `out`, on the title's clock; return the
     number of captions (0: the title has none, and `out` is not written)."""
-    cmd = media.ffmpeg_args("-copyts", "-f", "lavfi", "-i", _movie_source(title), "-map", "0:1", "-c:s", "srt",
+    # a DVD sends a GOP's caption words at once; -fix_sub_duration ends each caption when the next one starts
+    cmd = media.ffmpeg_args("-copyts", "-fix_sub_duration", "-f", "lavfi", "-i", _movie_source(title), "-map", "0:1",
+                            "-c:s", "srt",
                             "-f", "srt", str(out))
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or not out.is_file():
@@ -117,7 +132,7 @@ def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: log
     for n, track in enumerate(subtitles):
         counted = count_forced(title, n) if track.get("codec") == "dvd_subtitle" else ForcedCount(0, 0)
         flags.append(counted)
-        log.info("subtitle %s (%s): %d subpictures, %d forced%s", track.get("id", n), track.get("language") or "und",
+        log.info("subtitle %d (%s): %d subpictures, %d forced%s", n, track.get("language") or "und",
                  counted.total, counted.forced, ": a forced track" if counted.all_forced else "")
     captions = out.with_name(f".{out.name}.cc.srt")
     n_captions = closed_captions(title, captions)
@@ -132,8 +147,7 @@ def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: log
         for n, counted in enumerate(flags):
             dispositions += [f"-disposition:s:{n}", "forced" if counted.all_forced else "0"]
         if n_captions:
-            dispositions += [f"-disposition:s:{len(flags)}", "captions",
-                             f"-metadata:s:s:{len(flags)}", "title=Closed captions",
+            dispositions += [f"-disposition:s:{len(flags)}", "0", f"-metadata:s:s:{len(flags)}", "title=Closed captions",
                              f"-metadata:s:s:{len(flags)}", "language=und"]
         cmd = media.ffmpeg_args(*args, *maps, "-c", "copy", *dispositions, "-f", "matroska", str(out))
         media.run(cmd, what=f"{title}: copying the subtitle streams")
