@@ -220,3 +220,36 @@ def _frames_bcd(frames: int) -> bytes:
     minutes, ss = divmod(seconds, 60)
     hh, mm = divmod(minutes, 60)
     return bytes([_bcd(hh), _bcd(mm), _bcd(ss), 0xC0 | _bcd(ff)])  # 0xC0: 29.97 fps
+
+
+def _lavfi_rows(ffprobe: str, graph: str, tag: str) -> list[tuple[float, float]]:
+    cmd = [ffprobe, "-v", "error", "-f", "lavfi", "-i", graph, "-show_entries", f"frame=pts_time:frame_tags={tag}",
+           "-of", "csv=p=0"]
+    rows = []
+    for line in _run(cmd).decode().split():
+        fields = line.split(",")
+        if len(fields) >= 2 and fields[0] not in ("", "N/A") and fields[1] not in ("", "-inf", "inf", "nan"):
+            rows.append((float(fields[0]), float(fields[1])))
+    return rows
+
+
+def _movie(path: Path) -> str:
+    return str(Path(path).absolute()).replace("\\", "\\\\").replace(":", "\\:").replace("'", "\\'")
+
+
+def flash_times(path: Path, ffprobe: str = "ffprobe") -> list[float]:
+    """Times (s) of the white marker frames of a file's first video stream, on the file's clock."""
+    rows = _lavfi_rows(ffprobe, f"movie={_movie(path)},signalstats", "lavfi.signalstats.YAVG")
+    return [t for t, luma in rows if luma > 150]
+
+
+def beep_times(path: Path, audio: int, ffprobe: str = "ffprobe") -> list[float]:
+    """Onsets (s) of the marker beeps of audio stream `audio` (0-based among audio streams), to 5 ms."""
+    graph = f"amovie={_movie(path)}:si={audio_stream_index(path, audio, ffprobe)},asetnsamples=240,astats=metadata=1:reset=1"
+    loud = [t for t, level in _lavfi_rows(ffprobe, graph, "lavfi.astats.Overall.RMS_level") if level > -20]
+    return [t for n, t in enumerate(loud) if n == 0 or t - loud[n - 1] > 0.3]
+
+
+def audio_stream_index(path: Path, audio: int, ffprobe: str = "ffprobe") -> int:
+    cmd = [ffprobe, "-v", "error", "-select_streams", "a", "-show_entries", "stream=index", "-of", "csv=p=0", str(path)]
+    return [int(v.strip(",")) for v in _run(cmd).decode().split()][audio]

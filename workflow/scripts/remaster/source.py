@@ -54,8 +54,15 @@ def resolve_source(source: str | list[str]) -> Source:
         if not titles:  # the menu VOBs (VTS_xx_0) alone are not a title
             raise RemasterError(f"{folder}: no title VOBs (VTS_xx_1.VOB …) in this folder; "
                                 "point source: at a VIDEO_TS folder or a video file")
-        # which title is read (title_number, angle) is read_title's decision, from the IFOs
-        return Source(tuple(titles), "video_ts", folder)
+        if any(p.suffix.upper() in (".IFO", ".BUP") for p in folder.iterdir()):
+            # which title is read (title_number, angle) is read_title's decision, from the IFOs
+            return Source(tuple(titles), "video_ts", folder)
+        from .dvd import DiscError, find_title
+
+        try:  # a rip without IFOs: the title set with the most data, its VOBs joined as a player would
+            return Source(tuple(find_title(folder, ffprobe=None).vobs), "vobs", folder)
+        except DiscError as error:
+            raise RemasterError(str(error)) from None
     if path.is_file():
         return Source((path,), "file")
     raise RemasterError(f"{path}: source not found; check source: in your config")

@@ -109,8 +109,9 @@ def _movie_source(path: Path) -> str:
 def closed_captions(title: Path, out: Path) -> int:
     """Write the title's EIA-608 closed captions as SubRip to `out`, on the title's clock; return the
     number of captions (0: the title has none, and `out` is not written)."""
-    # a DVD sends a GOP's caption words at once; -fix_sub_duration ends each caption when the next one starts
-    cmd = media.ffmpeg_args("-copyts", "-fix_sub_duration", "-f", "lavfi", "-i", _movie_source(title), "-map", "0:1",
+    # a DVD sends a GOP's caption words at its first picture: the decoder times captions per GOP, each shown
+    # until its erase command (-fix_sub_duration would drop the caption an erase ends)
+    cmd = media.ffmpeg_args("-copyts", "-f", "lavfi", "-i", _movie_source(title), "-map", "0:1",
                             "-c:s", "srt",
                             "-f", "srt", str(out))
     result = subprocess.run(cmd, capture_output=True, text=True)
