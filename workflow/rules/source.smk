@@ -9,7 +9,7 @@ rule read_title:
     conda:
         ENV
     params:
-        source=SETTINGS.source,
+        kind=SOURCE.kind,
         title_number=SETTINGS.title_number,
         angle=SETTINGS.angle,
     script:

@@ -4,9 +4,12 @@ from pathlib import Path
 
 from remaster.logs import reported, step_logger
 from remaster.reader import read_title
-from remaster.source import resolve_source
+from remaster.source import Source
 
 log = step_logger("read_title", snakemake.log[0])
 with reported(log):
-    read_title(resolve_source(snakemake.params.source), Path(snakemake.output.title),
-               title_number=snakemake.params.title_number, angle=snakemake.params.angle, log=log)
+    parts = tuple(Path(p) for p in snakemake.input.vobs)
+    # a VIDEO_TS title is read through the folder's IFOs, next to its VOBs; VOB files are joined in order
+    source = Source(parts, snakemake.params.kind, parts[0].parent if snakemake.params.kind == "video_ts" else None)
+    read_title(source, Path(snakemake.output.title), title_number=snakemake.params.title_number,
+               angle=snakemake.params.angle, log=log)
