@@ -265,3 +265,43 @@ def test_closed_captions_become_a_text_track(episodes, tmp_path):
     seconds = [int(t[6:8]) + int(t[9:12]) / 1000 + 60 * int(t[3:5]) for t in (start, end)]
     # a DVD sends a GOP's caption words at its first picture: shown from the first GOP until the erase's
     assert seconds[0] < 0.5 and authoring.CAPTION_ERASE_AT * FRAME - 0.5 <= seconds[1] <= authoring.CAPTION_ERASE_AT * FRAME + 0.1
+
+
+@needs_authoring
+def test_master_of_a_two_episode_disc(episodes, tmp_path, tiny_model):
+    """The whole workflow on the disc as a user would run it, no key set by hand: the master is episode 1
+    only, in sync, with both audio tracks bit for bit, its chapters, and the closed captions."""
+    from conftest import snakemake, write_config
+
+    # scan: the idet vote alone calls these small progressive pictures interlaced (issue 13's part B decides
+    # with a second measure); everything else is auto
+    write_config(tmp_path, source=str(episodes), output="episode.mkv", models=[str(tiny_model)], shard_frames=100,
+                 scan="progressive",
+                 encoder={"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"})
+    snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    master = tmp_path / "episode.mkv"
+    info = _json(master, "-show_streams", "-show_chapters")
+    kinds = [(s["codec_type"], s["codec_name"], s.get("tags", {}).get("language")) for s in info["streams"]]
+    assert kinds[1:3] == [("audio", "ac3", "eng"), ("audio", "mp2", "ger")]
+    assert kinds[3:] == [("subtitle", "subrip", None)]  # the captions: no language on the disc, Matroska's und
+    # the 75 pictures of episode 1; VOB ID 1's audio runs 23 ms past its last picture, so a player holds that
+    # picture 23 ms longer: a constant-rate master keeping sync shows it twice (at most one extra per cell)
+    frames = media.frame_timestamps(master)
+    assert 75 <= len(frames) <= 76
+    assert frames[-1] + FRAME == pytest.approx(30 * FRAME + 0.0227 + 45 * FRAME, abs=FRAME)
+    assert [float(c["start_time"]) for c in info["chapters"]] == pytest.approx([0.0, 1.0], abs=0.05)
+    title = tmp_path / "results" / "episode" / "read_title" / "title.mkv"
+    for n in (0, 1):
+        original = subprocess.run(media.ffmpeg_args("-i", media.input_path(title), "-map", f"0:a:{n}", "-c", "copy",
+                                                    "-f", "data", "-"), capture_output=True, check=True).stdout
+        copied = subprocess.run(media.ffmpeg_args("-i", media.input_path(master), "-map", f"0:a:{n}", "-c", "copy",
+                                                  "-f", "data", "-"), capture_output=True, check=True).stdout
+        assert original and copied == original
+        times = media.packet_timestamps(master, f"a:{n}")
+        assert all(b > a for a, b in zip(times, times[1:]))
+    flashes = authoring.flash_times(master, _ffprobe())
+    assert flashes == pytest.approx(authoring.flash_times(title, _ffprobe()), abs=FRAME)
+    for n in (0, 1):
+        assert authoring.beep_times(master, n, _ffprobe()) == pytest.approx(flashes, abs=FRAME)
+    log = (tmp_path / "logs" / "episode" / "read_title.log").read_text()
+    assert "title 1 is the main feature" in log and "ffmpeg version" in log
