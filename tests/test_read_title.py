@@ -97,6 +97,19 @@ def test_decoy_loses_to_the_main_feature_in_distinct_picture():
 
 
 @pytest.mark.unit
+def test_an_angle_block_plays_one_angle():
+    from remaster.dvd import _angle_cells, _Pgc
+
+    # category byte: block mode (bits 7-6: 1 first, 2 inside, 3 last) and block type (bits 5-4: 1 angle)
+    categories = [0x00, 0x50, 0x90, 0xD0, 0x00]  # a normal cell, three angles of one scene, a normal cell
+    pgc = _Pgc(5.0, [1], [(1.0, 10 * i, 10 * i + 9, c) for i, c in enumerate(categories)], [(1, i + 1) for i in range(5)],
+               [0] * 8, [0] * 32, ())
+    assert _angle_cells(pgc, 1) == [0, 1, 4]
+    assert _angle_cells(pgc, 3) == [0, 3, 4]
+    assert _angle_cells(pgc, 9) == [0, 3, 4]  # past the last angle: the last one (read_title refuses it first)
+
+
+@pytest.mark.unit
 def test_forced_command_is_found_in_a_subpicture_unit():
     def spu(commands: bytes) -> bytes:
         pixels = bytes(8)
