@@ -216,6 +216,12 @@ def test_a_decoy_title_is_not_taken(tmp_path, caplog):
 
 @needs_authoring
 def test_lpcm_and_mp2_keep_their_bits_and_languages(lpcm_subs, tmp_path):
+    # ids from the PGC's control tables: mplex put the MP2 track at 0xC1 (after the LPCM one), as dvdvideo reads
+    info = list_titles(lpcm_subs)[0]
+    dvd = _json(lpcm_subs, "-f", "dvdvideo", "-title", "1", "-show_streams")["streams"]
+    assert [(a.probe_id, a.codec, a.language) for a in info.audio] == [("0xa0", "pcm_dvd", "ja"), ("0x1c1", "mp2", "fr")]
+    assert [a.probe_id for a in info.audio] == [s["id"] for s in dvd if s["codec_type"] == "audio"]
+    assert [(f"0x{s.stream_id:x}", s.language) for s in info.subtitles] == [("0x20", "en"), ("0x21", "de")]
     title = _read(lpcm_subs, tmp_path / "t.mkv")
     audio = [s for s in _json(title, "-show_streams")["streams"] if s["codec_type"] == "audio"]
     assert [(s["codec_name"], s["tags"]["language"]) for s in audio] == [("flac", "jpn"), ("mp2", "fre")]
