@@ -121,23 +121,22 @@ def subpicture_png(out: Path, y: int) -> Path:
     return out
 
 
-def add_subpictures(vob: Path, work: Path, streams: list[tuple[bool, float, float]]) -> Path:
-    """Run spumux once per subpicture stream: (forced, start s, end s) each; stream n gets id 0x20 + n."""
+def add_subpictures(vob: Path, work: Path, streams: list[list[tuple[bool, float, float]]]) -> Path:
+    """Run spumux once per subpicture stream, each a list of (forced, start s, end s); stream n gets id
+    0x20 + n and its bar 60 rows below stream n - 1's."""
     current = vob
-    for n, (forced, start, end) in enumerate(streams):
+    for n, spus in enumerate(streams):
         png = subpicture_png(work / f"sub{n}.png", 40 + 60 * n)
         xml = work / f"sub{n}.xml"
-        force = ' force="yes"' if forced else ""
-        xml.write_text(f'<subpictures><stream><spu start="{_clock(start)}" end="{_clock(end)}" image="{png}"'
-                       f'{force}/></stream></subpictures>\n')
+        entries = "".join(f'<spu start="{_clock(start)}" end="{_clock(end)}" image="{png}"'
+                          f'{" force=" + chr(34) + "yes" + chr(34) if forced else ""}/>' for forced, start, end in spus)
+        xml.write_text(f"<subpictures><stream>{entries}</stream></subpictures>\n")
         out = work / f"{vob.stem}.s{n}.mpg"
         # spumux reads the program stream on stdin and writes it, with the subpictures, to stdout
         with open(current, "rb") as source, open(out, "wb") as target:
             result = subprocess.run(["spumux", "-m", "dvd", "-s", str(n), str(xml)], stdin=source, stdout=target,
                                     stderr=subprocess.PIPE, env={**os.environ, "VIDEO_FORMAT": "NTSC"})
-        if b" 1 subtitles added" not in result.stderr:
-            raise RuntimeError(f"spumux {xml} added no subtitle: {result.stderr.decode(errors='replace')[-300:]}")
-        if result.returncode != 0:
+        if result.returncode != 0 or f" {len(spus)} subtitles added".encode() not in result.stderr:
             raise RuntimeError(f"spumux {xml}: {result.stderr.decode(errors='replace')[-500:]}")
         current = out
     return current

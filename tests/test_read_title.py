@@ -65,15 +65,16 @@ def episodes(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def lpcm_subs(tmp_path_factory) -> Path:
     """One title of 60 frames (marker at 20): 16-bit LPCM Japanese and MPEG-1 Layer II French audio (mplex
-    numbers the MPEG stream 0xC1, not 0xC0), English subtitles and German forced ones (spumux force="yes"),
-    the PGC palette authored from authoring.PALETTE_RGB."""
+    numbers the MPEG stream 0xC1, not 0xC0); subtitles: English, German all forced (spumux force="yes"),
+    French with one ordinary and one forced subpicture; the PGC palette authored from authoring.PALETTE_RGB."""
     if authoring.missing_tools():
         pytest.skip(f"authoring tools missing: {authoring.missing_tools()}")
     work = tmp_path_factory.mktemp("lpcm")
     vob = authoring.segment(work, "m", 60, 20, audio=("lpcm", "mp2"))
-    vob = authoring.add_subpictures(vob, work, [(False, 0.4, 1.0), (True, 1.0, 1.8)])
+    vob = authoring.add_subpictures(vob, work, [[(False, 0.4, 1.0)], [(True, 1.0, 1.8)],
+                                                [(False, 0.3, 0.8), (True, 1.2, 1.7)]])
     return authoring.dvdauthor(work, [[(vob, "0")]], audio=[("pcm", "ja"), ("mp2", "fr")],
-                               subtitles=["en", "de"], palette=True)
+                               subtitles=["en", "de", "fr"], palette=True)
 
 
 def _copy_disc(disc: Path, to: Path) -> Path:
@@ -221,7 +222,8 @@ def test_lpcm_and_mp2_keep_their_bits_and_languages(lpcm_subs, tmp_path):
     dvd = _json(lpcm_subs, "-f", "dvdvideo", "-title", "1", "-show_streams")["streams"]
     assert [(a.probe_id, a.codec, a.language) for a in info.audio] == [("0xa0", "pcm_dvd", "ja"), ("0x1c1", "mp2", "fr")]
     assert [a.probe_id for a in info.audio] == [s["id"] for s in dvd if s["codec_type"] == "audio"]
-    assert [(f"0x{s.stream_id:x}", s.language) for s in info.subtitles] == [("0x20", "en"), ("0x21", "de")]
+    assert [(f"0x{s.stream_id:x}", s.language) for s in info.subtitles] == [("0x20", "en"), ("0x21", "de"),
+                                                                            ("0x22", "fr")]
     title = _read(lpcm_subs, tmp_path / "t.mkv")
     audio = [s for s in _json(title, "-show_streams")["streams"] if s["codec_type"] == "audio"]
     assert [(s["codec_name"], s["tags"]["language"]) for s in audio] == [("flac", "jpn"), ("mp2", "fre")]
@@ -250,10 +252,14 @@ def test_subtitles_keep_palette_language_and_forced_flag(lpcm_subs, tmp_path):
     description, _ = probe_title(title)
     out = tmp_path / "subs.mks"
     written = extract_subtitles(title, out, subtitles=description["subtitles"], log=LOG)
-    assert written == {"forced": [False, True], "captions": 0}
-    streams = _json(out, "-show_streams", "-show_data")["streams"]
-    assert [s["tags"]["language"] for s in streams] == ["eng", "ger"]
-    assert [s["disposition"]["forced"] for s in streams] == [0, 1]
+    assert written == {"forced": [False, True, False], "forced_only": [2], "captions": 0}
+    streams = _json(out, "-show_streams", "-show_data", "-count_packets")["streams"]
+    # the French stream mixes an ordinary and a forced subpicture: its forced one also gets a forced track
+    assert [s["tags"]["language"] for s in streams] == ["eng", "ger", "fre", "fre"]
+    assert [s["disposition"]["forced"] for s in streams] == [0, 1, 0, 1]
+    assert [int(s["nb_read_packets"]) for s in streams] == [1, 1, 2, 1]
+    ordinary, forced = media.packet_timestamps(out, "s:2")
+    assert media.packet_timestamps(out, "s:3") == [forced] and forced - ordinary == pytest.approx(0.9, abs=0.05)
     palette = _extradata_palette(streams[0]["extradata"])
     expected = [tuple(int(c[i:i + 2], 16) for i in (0, 2, 4)) for c in authoring.PALETTE_RGB]
     # the IFO keeps the palette as Y'CbCr: RGB comes back within rounding

@@ -46,6 +46,17 @@ with reported(log):
                 subtitles=Path(snakemake.input.subtitles) if snakemake.input.get("subtitles") else None,
                 chapters=chapters_file if plan["chapters"] else None,
             )
+            if snakemake.input.get("subtitles"):
+                # tracks extract_subtitles adds after the title's own (forced-only copies, closed captions) keep
+                # the language and name it gave them; the plan names only the title's own
+                extra = media.ffprobe_json(snakemake.input.subtitles).get("streams", [])[len(plan["subtitles"]):]
+                named = []
+                for n, track in enumerate(extra, start=len(plan["subtitles"])):
+                    tags = track.get("tags") or {}
+                    named += [f"-metadata:s:s:{n}", f"language={tags.get('language') or 'und'}"]
+                    named += [f"-metadata:s:s:{n}", f"title={tags['title']}"] if tags.get("title") else []
+                at = cmd.index("-map_metadata") + 2
+                cmd[at:at] = named
             media.run(cmd, what=f"{output}: muxing")
             frames = media.count_packets(tmp)
             expected = facts["frame_count"] * snakemake.params.get("factor", 1)

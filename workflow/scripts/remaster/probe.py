@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
-from .subtitles import has_closed_captions
+from .subtitles import count_forced, has_closed_captions
 
 
 def _float(value, default: float = 0.0) -> float:
@@ -20,6 +20,13 @@ def _float(value, default: float = 0.0) -> float:
 def _language(stream: dict) -> str | None:
     language = (stream.get("tags") or {}).get("language")
     return None if language in (None, "", "und") else language
+
+
+def _forced(title: Path, n: int, stream: dict) -> dict:
+    if stream.get("codec_name") != "dvd_subtitle":
+        return {}
+    counted = count_forced(title, n)
+    return {"subpictures": counted.total, "forced": counted.forced}
 
 
 def probe_title(title: Path) -> tuple[dict, list[float]]:
@@ -88,9 +95,10 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
         ],
         "subtitles": [
             {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s), "id": s.get("id"),
-             "start_time": _float(s.get("start_time"))}
-            for s in streams
-            if s.get("codec_type") == "subtitle"
+             "start_time": _float(s.get("start_time")),
+             # forced subpictures (a forced track when all are; a forced-only copy when some are)
+             **_forced(title, n, s)}
+            for n, s in enumerate(s for s in streams if s.get("codec_type") == "subtitle")
         ],
         "chapters": [
             {"start": _float(c.get("start_time")), "end": _float(c.get("end_time")),

@@ -26,10 +26,16 @@ _ARGUMENT_BYTES = {0x00: 0, 0x01: 0, 0x02: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4
 class ForcedCount:
     forced: int
     total: int
+    indices: tuple[int, ...] = ()  # which subpictures (0-based, in stream order) are forced
 
     @property
     def all_forced(self) -> bool:
         return self.total > 0 and self.forced == self.total
+
+    @property
+    def mixed(self) -> bool:
+        """Some but not all subpictures are forced: a forced-only copy of the track is added."""
+        return 0 < self.forced < self.total
 
 
 def spu_is_forced(spu: bytes) -> bool:
@@ -84,7 +90,21 @@ def count_forced(title: Path, subtitle: int) -> ForcedCount:
         last = (result.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
         raise RemasterError(f"{title}: reading subtitle stream {subtitle} failed: {last}")
     spus = split_spus(result.stdout)
-    return ForcedCount(sum(spu_is_forced(s) for s in spus), len(spus))
+    indices = tuple(n for n, spu in enumerate(spus) if spu_is_forced(spu))
+    return ForcedCount(len(indices), len(spus), indices)
+
+
+def keep_only(indices: tuple[int, ...]) -> str:
+    """A `noise` bitstream filter that drops every packet but those numbered `indices` (runs as between())."""
+    runs: list[list[int]] = []
+    for n in indices:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    # commas inside the expression are escaped: the bitstream filter list splits on them
+    kept = "+".join(f"between(n\\,{first}\\,{last})" for first, last in runs)
+    return f"noise=drop='not({kept})'"
 
 
 # user data carrying EIA-608: the DVD format ("CC", 0x01, 0xF8) and ATSC A/53 ("GA94", type 3)
@@ -127,31 +147,41 @@ def closed_captions(title: Path, out: Path) -> int:
 
 def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: logging.Logger) -> dict:
     """Every subtitle stream of the title, stream-copied (the VobSub palette travels in the codec private
-    data), forced tracks marked, and the closed captions as one more text track; written to `out` (Matroska)
-    on the title's clock. Returns what was written, for the log and the tests."""
+    data), forced tracks marked, a forced-only copy of each track that mixes forced and ordinary subpictures,
+    and the closed captions as one more text track; written to `out` (Matroska) on the title's clock, in that
+    order. Returns what was written, for the log and the tests."""
     flags = []
     for n, track in enumerate(subtitles):
         counted = count_forced(title, n) if track.get("codec") == "dvd_subtitle" else ForcedCount(0, 0)
         flags.append(counted)
+        kind = ": a forced track" if counted.all_forced else ": a forced-only copy is added" if counted.mixed else ""
         log.info("subtitle %d (%s): %d subpictures, %d forced%s", n, track.get("language") or "und",
-                 counted.total, counted.forced, ": a forced track" if counted.all_forced else "")
+                 counted.total, counted.forced, kind)
+    mixed = [n for n, counted in enumerate(flags) if counted.mixed]
     captions = out.with_name(f".{out.name}.cc.srt")
     n_captions = closed_captions(title, captions)
     log.info("closed captions: %s", f"{n_captions} captions, kept as a text track" if n_captions else "none")
     try:
         args = ["-copyts", *media.PROBE_ARGS, "-i", media.input_path(title)]
         maps = ["-map", "0:s?"]
-        if n_captions:
-            args += ["-itsoffset", "0", "-i", media.input_path(captions)]
-            maps += ["-map", "1:s"]
-        dispositions = []
+        options: list[str] = []
         for n, counted in enumerate(flags):
-            dispositions += [f"-disposition:s:{n}", "forced" if counted.all_forced else "0"]
+            options += [f"-disposition:s:{n}", "forced" if counted.all_forced else "0"]
+        for j, n in enumerate(mixed):
+            # Matroska marks whole tracks forced: the forced subpictures of a mixed stream get a track of their own
+            track = len(flags) + j
+            maps += ["-map", f"0:s:{n}"]
+            options += [f"-bsf:s:{track}", keep_only(flags[n].indices), f"-disposition:s:{track}", "forced",
+                        f"-metadata:s:s:{track}", "title=Forced only",
+                        f"-metadata:s:s:{track}", f"language={subtitles[n].get('language') or 'und'}"]
         if n_captions:
-            dispositions += [f"-disposition:s:{len(flags)}", "0", f"-metadata:s:s:{len(flags)}", "title=Closed captions",
-                             f"-metadata:s:s:{len(flags)}", "language=und"]
-        cmd = media.ffmpeg_args(*args, *maps, "-c", "copy", *dispositions, "-f", "matroska", str(out))
+            args += ["-i", media.input_path(captions)]
+            maps += ["-map", "1:s"]
+            track = len(flags) + len(mixed)
+            options += [f"-disposition:s:{track}", "0", f"-metadata:s:s:{track}", "title=Closed captions",
+                        f"-metadata:s:s:{track}", "language=und"]
+        cmd = media.ffmpeg_args(*args, *maps, "-c", "copy", *options, "-f", "matroska", str(out))
         media.run(cmd, what=f"{title}: copying the subtitle streams")
     finally:
         captions.unlink(missing_ok=True)
-    return {"forced": [c.all_forced for c in flags], "captions": n_captions}
+    return {"forced": [c.all_forced for c in flags], "forced_only": mixed, "captions": n_captions}

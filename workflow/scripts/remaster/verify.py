@@ -264,9 +264,10 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
                                 f"(md5 of its packets {got}, the source's {want})"))
 
     subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
-    # closed captions in the video's user data become one more (text) subtitle track of the master
-    source_subtitles = probe.get("subtitles", []) + ([{"closed_captions": True}]
-                                                     if probe.get("video", {}).get("closed_captions") else [])
+    # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
+    mixed = [t for t in probe.get("subtitles", []) if 0 < t.get("forced", 0) < t.get("subpictures", 0)]
+    source_subtitles = probe.get("subtitles", []) + mixed + ([{"closed_captions": True}]
+                                                             if probe.get("video", {}).get("closed_captions") else [])
     checks += _tracks("subtitle", source_subtitles, subtitles, expected.subtitle_languages)
 
     starts = [float(c.get("start_time", 0)) for c in info.get("chapters", [])]
