@@ -308,7 +308,9 @@ def test_master_of_a_two_episode_disc(episodes, tmp_path, tiny_model):
     info = _json(master, "-show_streams", "-show_chapters")
     kinds = [(s["codec_type"], s["codec_name"], s.get("tags", {}).get("language")) for s in info["streams"]]
     assert kinds[1:3] == [("audio", "ac3", "eng"), ("audio", "mp2", "ger")]
-    assert kinds[3:] == [("subtitle", "subrip", None)]  # the captions: no language on the disc, Matroska's und
+    # the captions: the IFO has no language for line 21, so und (which ffprobe shows as no tag)
+    assert kinds[3:] == [("subtitle", "subrip", None)]
+    assert info["streams"][3]["tags"]["title"] == "Closed captions"
     # the 75 pictures of episode 1; VOB ID 1's audio runs 23 ms past its last picture, so a player holds that
     # picture 23 ms longer: a constant-rate master keeping sync shows it twice (at most one extra per cell)
     frames = media.frame_timestamps(master)
@@ -330,3 +332,22 @@ def test_master_of_a_two_episode_disc(episodes, tmp_path, tiny_model):
         assert authoring.beep_times(master, n, _ffprobe()) == pytest.approx(flashes, abs=FRAME)
     log = (tmp_path / "logs" / "episode" / "read_title.log").read_text()
     assert "title 1 is the main feature" in log and "ffmpeg version" in log
+
+
+@needs_authoring
+def test_master_keeps_lpcm_and_every_subtitle_kind(lpcm_subs, tmp_path, tiny_model):
+    """The LPCM/MP2 disc through the whole workflow: FLAC and MP2 with their languages, three VobSub tracks
+    with the IFO palette, the all-forced one marked, and a forced-only copy of the mixed one."""
+    from conftest import snakemake, write_config
+
+    write_config(tmp_path, source=str(lpcm_subs), output="music.mkv", models=[str(tiny_model)], shard_frames=100,
+                 scan="progressive",  # as in test_master_of_a_two_episode_disc
+                 encoder={"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"})
+    snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    streams = _json(tmp_path / "music.mkv", "-show_streams", "-show_data")["streams"]
+    tracks = [(s["codec_name"], s.get("tags", {}).get("language"), s["disposition"]["forced"]) for s in streams[1:]]
+    assert tracks == [("flac", "jpn", 0), ("mp2", "fre", 0), ("dvd_subtitle", "eng", 0), ("dvd_subtitle", "ger", 1),
+                      ("dvd_subtitle", "fre", 0), ("dvd_subtitle", "fre", 1)]
+    assert streams[-1]["tags"]["title"] == "Forced only"
+    assert _extradata_palette(streams[3]["extradata"]) == _extradata_palette(streams[-1]["extradata"])
+    assert len(_extradata_palette(streams[3]["extradata"])) == 16
