@@ -21,7 +21,7 @@ from remaster import media, preflight  # noqa: E402
 from remaster.dvd import Cell, TitleInfo, choose_title, list_titles  # noqa: E402
 from remaster.errors import RemasterError  # noqa: E402
 from remaster.probe import probe_title  # noqa: E402
-from remaster.reader import read_title  # noqa: E402
+from remaster.reader import pick_title, read_title  # noqa: E402
 from remaster.source import resolve_source  # noqa: E402
 from remaster.subtitles import extract_subtitles, spu_is_forced  # noqa: E402
 
@@ -156,6 +156,11 @@ def test_titles_of_one_title_set_are_listed_apart(episodes):
     ids = [(s["id"], s["tags"]["language"]) for s in dvd if s["codec_type"] == "audio"]
     assert [(a.probe_id, a.language, a.codec) for a in titles[0].audio] == [
         (ids[0][0], "en", "ac3"), (ids[1][0], "de", "mp2")]
+    # what a title or angle the disc lacks is: one line naming the disc
+    with pytest.raises(RemasterError, match=r"angle: 2: title 1 of .* has 1 angle"):
+        pick_title(episodes, "auto", 2, LOG)
+    with pytest.raises(RemasterError, match=r"VIDEO_TS: title_number: 3: the disc has titles 1\.\.2"):
+        pick_title(episodes, 3, 1, LOG)
 
 
 @needs_authoring
