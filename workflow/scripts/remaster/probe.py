@@ -22,13 +22,6 @@ def _language(stream: dict) -> str | None:
     return None if language in (None, "", "und") else language
 
 
-def _forced(title: Path, n: int, stream: dict) -> dict:
-    if stream.get("codec_name") != "dvd_subtitle":
-        return {}
-    counted = count_forced(title, n)
-    return {"subpictures": counted.total, "forced": counted.forced}
-
-
 def probe_title(title: Path) -> tuple[dict, list[float]]:
     """Describe the title file; return the description and every video frame's timestamp."""
     info = media.ffprobe_json(title)
@@ -47,6 +40,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     sar = media.fraction(v.get("sample_aspect_ratio", "1:1")) or Fraction(1)
     dar = media.fraction(v.get("display_aspect_ratio", "0:1")) or Fraction(width, height) * sar
     fmt = info.get("format", {})
+    subtitle_streams = [s for s in streams if s.get("codec_type") == "subtitle"]
+    forced = count_forced(title, [n for n, s in enumerate(subtitle_streams) if s.get("codec_name") == "dvd_subtitle"])
     description = {
         "title_file": str(title),
         "format": {
@@ -97,8 +92,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s), "id": s.get("id"),
              "start_time": _float(s.get("start_time")),
              # forced subpictures (a forced track when all are; a forced-only copy when some are)
-             **_forced(title, n, s)}
-            for n, s in enumerate(s for s in streams if s.get("codec_type") == "subtitle")
+             **({"subpictures": forced[n].total, "forced": forced[n].forced} if n in forced else {})}
+            for n, s in enumerate(subtitle_streams)
         ],
         "chapters": [
             {"start": _float(c.get("start_time")), "end": _float(c.get("end_time")),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import media
-from .errors import RemasterError
 
 FSTA_DSP = 0x00  # forced start display
 _ARGUMENT_BYTES = {0x00: 0, 0x01: 0, 0x02: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4}
@@ -81,17 +81,25 @@ def split_spus(data: bytes) -> list[bytes]:
     return spus
 
 
-def count_forced(title: Path, subtitle: int) -> ForcedCount:
-    """How many of the subpictures of subtitle stream `subtitle` (0-based among subtitles) are forced."""
-    cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-map", f"0:s:{subtitle}",
-                            "-c", "copy", "-f", "data", "-")
-    result = subprocess.run(cmd, capture_output=True)
-    if result.returncode != 0:
-        last = (result.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
-        raise RemasterError(f"{title}: reading subtitle stream {subtitle} failed: {last}")
-    spus = split_spus(result.stdout)
-    indices = tuple(n for n, spu in enumerate(spus) if spu_is_forced(spu))
-    return ForcedCount(len(indices), len(spus), indices)
+def count_forced(title: Path, streams: list[int]) -> dict[int, ForcedCount]:
+    """Which subpictures of each VobSub stream in `streams` (0-based among subtitle streams) are forced, read
+    in one pass over the title (a disc may have 32 subtitle streams)."""
+    if not streams:
+        return {}
+    # subpicture data is small (MBs for a film): the system temp folder, never the (maybe read-only) source folder
+    with tempfile.TemporaryDirectory(prefix="remaster-forced-") as folder:
+        outputs = {n: Path(folder) / f"{n}.sub" for n in streams}
+        args: list[str] = []
+        for n, path in outputs.items():
+            args += ["-map", f"0:s:{n}", "-c", "copy", "-f", "data", str(path)]
+        media.run(media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), *args),
+                  what=f"{title}: reading the subtitle streams")
+        counted = {}
+        for n, path in outputs.items():
+            spus = split_spus(path.read_bytes())
+            indices = tuple(k for k, spu in enumerate(spus) if spu_is_forced(spu))
+            counted[n] = ForcedCount(len(indices), len(spus), indices)
+    return counted
 
 
 def keep_only(indices: tuple[int, ...]) -> str:
@@ -150,9 +158,10 @@ def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: log
     data), forced tracks marked, a forced-only copy of each track that mixes forced and ordinary subpictures,
     and the closed captions as one more text track; written to `out` (Matroska) on the title's clock, in that
     order. Returns what was written, for the log and the tests."""
+    vobsub = count_forced(title, [n for n, track in enumerate(subtitles) if track.get("codec") == "dvd_subtitle"])
     flags = []
     for n, track in enumerate(subtitles):
-        counted = count_forced(title, n) if track.get("codec") == "dvd_subtitle" else ForcedCount(0, 0)
+        counted = vobsub.get(n, ForcedCount(0, 0))
         flags.append(counted)
         kind = ": a forced track" if counted.all_forced else ": a forced-only copy is added" if counted.mixed else ""
         log.info("subtitle %d (%s): %d subpictures, %d forced%s", n, track.get("language") or "und",
