@@ -25,14 +25,14 @@ needs_dvdauthor = pytest.mark.skipif(
 
 
 def _dvdvideo_ffmpeg() -> str | None:
-    """An ffmpeg with the dvdvideo demuxer (FFmpeg >= 7.1 with libdvdnav), if installed."""
+    """The workflow's ffmpeg (the pinned FFmpeg 8) when it has the dvdvideo demuxer (libdvdnav)."""
+    from remaster import media
+    from remaster.errors import RemasterError
+
     try:
-        import imageio_ffmpeg
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
+        return media.tool("ffmpeg") if "dvdvideo" in media.demuxers() else None
+    except RemasterError:
         return None
-    out = subprocess.run([exe, "-hide_banner", "-demuxers"], capture_output=True, text=True).stdout
-    return exe if re.search(r"\bdvdvideo\b", out) else None
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_agrees_with_lsdvd(authored):
 @needs_ffmpeg
 @needs_dvdauthor
 @pytest.mark.skipif(_dvdvideo_ffmpeg() is None,
-                    reason="no ffmpeg with the dvdvideo demuxer (pip install imageio-ffmpeg>=0.6)")
+                    reason="no ffmpeg with the dvdvideo demuxer (./setup.sh installs the pinned FFmpeg 8)")
 def test_agrees_with_ffmpeg_dvdvideo(authored):
     t = find_title(authored)
     err = subprocess.run([_dvdvideo_ffmpeg(), "-hide_banner", "-f", "dvdvideo", "-title", str(t.title),

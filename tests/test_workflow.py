@@ -140,4 +140,4 @@ def test_single_video_file_is_taken_as_is(tmp_path, demo_disc, tiny_model):
                  encoder=FAST_ENCODER)
     snakemake(tmp_path, "--cores", "2")
     assert frame_count(tmp_path / "film.mkv") == frame_count(awkward) == 10
-    assert not (tmp_path / "results" / "film" / "concat_vobs").exists()
+    assert not (tmp_path / "results" / "film" / "read_title").exists()

@@ -28,9 +28,11 @@ try:
     SETTINGS = remaster_settings.from_config(config)
     SOURCE = resolve_source(SETTINGS.source)
     preflight.check_output(SETTINGS.output)
-    preflight.check_tools()
+    FFMPEG = preflight.check_tools(SOURCE.kind)
 except RemasterError as error:
     preflight.fail(str(error))
+
+logger.info(f"ffmpeg: {FFMPEG}")
 
 # a run killed by SIGKILL or a power loss leaves Snakemake's lock: remove it when its process is gone
 for stale in preflight.clear_stale_locks():
@@ -52,9 +54,9 @@ wildcard_constraints:
 
 
 def title_file(wildcards=None):
-    """The file the rest of the workflow reads: the joined VOBs, or the user's single file as is."""
-    if SOURCE.needs_concat:
-        return f"{RESULTS}/concat_vobs/title.vob"
+    """The file the rest of the workflow reads: the DVD title as read_title wrote it, or the user's file as is."""
+    if SOURCE.needs_reading:
+        return f"{RESULTS}/read_title/{SOURCE.title_name}"
     return str(SOURCE.parts[0])
 
 
@@ -104,10 +106,11 @@ def audio_tracks(wildcards):
 
 
 def subtitle_tracks(wildcards):
-    """The copied subtitle streams, when the title has any."""
+    """The copied subtitle streams and closed captions, when the title has any."""
+    probe = probe_data()
     return (
         f"{RESULTS}/extract_subtitles/subtitles.mks"
-        if probe_data()["subtitles"]
+        if probe["subtitles"] or probe["video"].get("closed_captions")
         else []
     )
 

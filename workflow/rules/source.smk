@@ -1,15 +1,19 @@
-rule concat_vobs:
-    """Join VTS_xx_1..N.VOB in play order (never the menu VOB VTS_xx_0)."""
+rule read_title:
+    """One DVD title as a player plays it (its PGC's cells, one angle; dvdvideo), or the VOB files joined."""
     input:
         vobs=[str(part) for part in SOURCE.parts],
     output:
-        title=f"{RESULTS}/concat_vobs/title.vob",
+        title=f"{RESULTS}/read_title/{SOURCE.title_name}",
     log:
-        f"{LOGS}/concat_vobs.log",
+        f"{LOGS}/read_title.log",
     conda:
         ENV
+    params:
+        kind=SOURCE.kind,
+        title_number=SETTINGS.title_number,
+        angle=SETTINGS.angle,
     script:
-        "../scripts/concat_vobs.py"
+        "../scripts/read_title.py"
 
 
 rule probe_source:
@@ -26,14 +30,17 @@ rule probe_source:
     params:
         parts=[str(part) for part in SOURCE.parts],
         source=SETTINGS.source,
+        title_number=SETTINGS.title_number,
+        angle=SETTINGS.angle,
     script:
         "../scripts/probe_source.py"
 
 
 rule extract_audio:
-    """Every audio track, stream-copied (never re-encoded), into one Matroska audio file."""
+    """Every audio track, stream-copied (LPCM losslessly to FLAC), into one Matroska audio file."""
     input:
         title=title_file(),
+        probe=PROBE,
     output:
         audio=f"{RESULTS}/extract_audio/audio.mka",
     log:
@@ -87,9 +94,10 @@ checkpoint prepare_title:
 
 
 rule extract_subtitles:
-    """Every subtitle stream (DVD VobSub as is), stream-copied into one Matroska file."""
+    """Every subtitle stream (VobSub with palette, forced flag) and closed captions, in one Matroska file."""
     input:
         title=title_file(),
+        probe=PROBE,
     output:
         subtitles=f"{RESULTS}/extract_subtitles/subtitles.mks",
     log:

@@ -1,16 +1,28 @@
-"""Snakemake adapter: copy every audio track, bit for bit, into one Matroska audio file."""
+"""Snakemake adapter: every audio track into one Matroska audio file, bit for bit (LPCM losslessly as FLAC)."""
 
+import json
 from pathlib import Path
 
 from remaster import media
 from remaster.logs import reported, step_logger
+from remaster.reader import audio_codec_args
 from remaster.shards import atomic_output
+
+# a packet whose time does not pass the one before it (a PAL disc's duplicated audio PTS) moves one tick on:
+# every stream of the master has strictly increasing timestamps
+STRICTLY_INCREASING = "setts=ts='if(gt(N,0)*lte(PTS,PREV_OUTPTS),PREV_OUTPTS+1,PTS)'"
 
 log = step_logger("extract_audio", snakemake.log[0])
 with reported(log):
     title = Path(snakemake.input.title)
+    probe = json.loads(Path(snakemake.input.probe).read_text())
+    codecs = audio_codec_args(probe["audio"])
     # -copyts keeps each track's own start time; the mux places it relative to the video
     with atomic_output(Path(snakemake.output.audio)) as tmp:
-        cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-copyts", "-i", media.input_path(title), "-map", "0:a", "-c", "copy", "-f", "matroska", tmp)
+        cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-copyts", "-i", media.input_path(title), "-map", "0:a",
+                                "-c", "copy", *codecs, "-bsf:a", STRICTLY_INCREASING, "-f", "matroska", tmp)
         media.run(cmd, what=f"{title}: copying the audio tracks")
-    log.info("copied the audio tracks of %s into %s", title, snakemake.output.audio)
+    for n, track in enumerate(probe["audio"]):
+        kept = "copied" if codecs[2 * n + 1] == "copy" else "converted losslessly to FLAC"
+        log.info("audio %d: %s %s", n, track["codec"], kept)
+    log.info("wrote the audio tracks of %s into %s", title, snakemake.output.audio)

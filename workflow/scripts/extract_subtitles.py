@@ -1,17 +1,17 @@
-"""Snakemake adapter: copy every subtitle stream (VobSub as is) into one Matroska file."""
+"""Snakemake adapter: every subtitle stream (VobSub with its palette, forced tracks marked) and the closed
+captions (as text) into one Matroska file."""
 
+import json
 from pathlib import Path
 
-from remaster import media
 from remaster.logs import reported, step_logger
 from remaster.shards import atomic_output
+from remaster.subtitles import extract_subtitles
 
 log = step_logger("extract_subtitles", snakemake.log[0])
 with reported(log):
     title = Path(snakemake.input.title)
-    # -copyts keeps each track's own start time; the mux places it relative to the video
+    probe = json.loads(Path(snakemake.input.probe).read_text())
     with atomic_output(Path(snakemake.output.subtitles)) as tmp:
-        cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-copyts", "-i", media.input_path(title), "-map", "0:s", "-c", "copy",
-                                "-f", "matroska", tmp)
-        media.run(cmd, what=f"{title}: copying the subtitle streams")
-    log.info("copied the subtitle streams of %s into %s", title, snakemake.output.subtitles)
+        extract_subtitles(title, tmp, subtitles=probe["subtitles"], log=log)
+    log.info("wrote the subtitle tracks of %s into %s", title, snakemake.output.subtitles)

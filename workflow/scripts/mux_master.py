@@ -26,6 +26,14 @@ with reported(log):
         "audio": max(min((a["start_time"] for a in probe["audio"]), default=zero) - zero, 0.0),
         "subtitles": max(min((s.get("start_time", zero) for s in probe["subtitles"]), default=zero) - zero, 0.0),
     }
+    if snakemake.input.get("subtitles"):
+        # extract_subtitles keeps the title's clock (-copyts); its first cue may be a closed caption that comes
+        # before any subpicture, so place the file by its own start, not by the subpicture streams'
+        try:
+            subtitle_start = float(media.ffprobe_json(snakemake.input.subtitles)["format"]["start_time"])
+        except (KeyError, TypeError, ValueError):  # ffprobe knows no start: the subpicture streams' then
+            subtitle_start = zero + offsets["subtitles"]
+        offsets["subtitles"] = max(subtitle_start - zero, 0.0)
     video_offset = offsets["video"]
     if plan["chapters"]:
         chapters_file.write_text(chapters_metadata([c + video_offset for c in plan["chapters"]],
@@ -38,6 +46,17 @@ with reported(log):
                 subtitles=Path(snakemake.input.subtitles) if snakemake.input.get("subtitles") else None,
                 chapters=chapters_file if plan["chapters"] else None,
             )
+            if snakemake.input.get("subtitles"):
+                # tracks extract_subtitles adds after the title's own (forced-only copies, closed captions) keep
+                # the language and name it gave them; the plan names only the title's own
+                extra = media.ffprobe_json(snakemake.input.subtitles).get("streams", [])[len(plan["subtitles"]):]
+                named = []
+                for n, track in enumerate(extra, start=len(plan["subtitles"])):
+                    tags = track.get("tags") or {}
+                    named += [f"-metadata:s:s:{n}", f"language={tags.get('language') or 'und'}"]
+                    named += [f"-metadata:s:s:{n}", f"title={tags['title']}"] if tags.get("title") else []
+                at = cmd.index("-map_metadata") + 2
+                cmd[at:at] = named
             media.run(cmd, what=f"{output}: muxing")
             frames = media.count_packets(tmp)
             expected = facts["frame_count"] * snakemake.params.get("factor", 1)

@@ -12,7 +12,8 @@ with reported(log):
     title = Path(snakemake.input.title)
     description, timestamps = probe_title(title)
     description["source_parts"] = list(snakemake.params.parts)
-    description["disc"] = disc_facts(snakemake.params.source, log)
+    description["disc"] = disc_facts(snakemake.params.source, log, title_number=snakemake.params.title_number,
+                                     angle=snakemake.params.angle)
     video = description["video"]
     log.info(
         "%s: %d frames, %dx%d %s, %s fps, SAR %s, DAR %s, field order flag %s, %d audio, %d subtitle, %d chapters",

@@ -1,8 +1,9 @@
 """Find the main title of a DVD-Video VIDEO_TS folder and read what its IFOs say about it.
 
-The IFO files are read by a small pure-Python parser (see docs/frontend.md for why not
-lsdvd or FFmpeg's ``dvdvideo`` demuxer).  A folder of VOBs without IFOs, as many rips are,
-still works: the title set with the most VOB bytes is taken as the main feature.
+The IFO files are read by a small pure-Python parser for *planning* (which title, its cells, chapters,
+stream ids and languages, palette); the title's bytes are *read* by FFmpeg's ``dvdvideo`` demuxer
+(libdvdnav), which follows the PGC's cells the way a player does (docs/frontend.md says why).  A folder
+of VOBs without IFOs, as many rips are, still works: the title set with the most VOB bytes is taken.
 """
 
 from __future__ import annotations
@@ -16,14 +17,23 @@ from pathlib import Path
 
 SECTOR = 2048
 _VOB = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
-_AUDIO_CODECS = {0: "ac3", 2: "mp1", 3: "mp2", 4: "pcm_dvd", 6: "dts"}
-# MPEG-PS stream ids of the first stream of each audio coding, as FFmpeg's `-map 0:i:ID`
-# selects them in a VOB
-_AUDIO_BASE_ID = {"ac3": 0x80, "dts": 0x88, "pcm_dvd": 0xA0, "mp1": 0xC0, "mp2": 0xC0}
+# DVD "MPEG-1" audio is Layer II (Layer I is not allowed on DVD-Video); 3 is MPEG-2 with extension
+_AUDIO_CODECS = {0: "ac3", 2: "mp2", 3: "mp2", 4: "pcm_dvd", 6: "dts"}
 
 
 class DiscError(ValueError):
     """A VIDEO_TS folder that cannot be read; the message is one line naming the path."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a title as the PGC plays it (PGC order, one angle)."""
+
+    vob_id: int
+    cell_id: int
+    first_sector: int
+    last_sector: int  # inclusive
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -34,11 +44,17 @@ class AudioStream:
     language: str | None  # ISO 639-1 code as stored on the disc ("en"), None if unset
     channels: int | None = None
 
+    @property
+    def probe_id(self) -> str:
+        """The id ffprobe and FFmpeg's demuxers show: MPEG audio is a PES stream (0x1c0..), the others are
+        sub-streams of private stream 1 (0x80..)."""
+        return f"0x{0x100 | self.stream_id:x}" if self.codec in ("mp1", "mp2") else f"0x{self.stream_id:x}"
+
 
 @dataclass(frozen=True)
 class SubtitleStream:
     index: int  # logical DVD subpicture stream number, 0-based
-    stream_id: int  # MPEG-PS stream id (0x20 + index)
+    stream_id: int  # MPEG-PS sub-stream id (0x20 + the PGC's subpicture control number for the display)
     language: str | None
 
 
@@ -60,7 +76,7 @@ class Title:
     audio: tuple[AudioStream, ...] = ()
     subtitles: tuple[SubtitleStream, ...] = ()
     chapters: tuple[float, ...] = ()  # chapter start times in seconds, first is 0.0
-    cells: tuple[tuple[int, int], ...] = ()  # (first, last) sector of each cell, inclusive
+    cells: tuple[tuple[int, int], ...] = ()  # (first, last) sector of each cell played, PGC order
     source: str = "ifo"
     aspect: str | None = None  # "4:3" or "16:9" as the IFO declares it
     system: str | None = None  # "ntsc" or "pal" as the IFO declares it
@@ -150,6 +166,7 @@ class _TitleEntry:
     chapters: int
     vts: int
     ttn: int
+    angles: int = 1
 
 
 def _titles(vmg: bytes, folder: Path) -> list[_TitleEntry]:
@@ -160,7 +177,8 @@ def _titles(vmg: bytes, folder: Path) -> list[_TitleEntry]:
         entries = []
         for i in range(count):
             at = base + 8 + 12 * i
-            entries.append(_TitleEntry(i + 1, _u16(vmg, at + 2), _u8(vmg, at + 6), _u8(vmg, at + 7)))
+            entries.append(_TitleEntry(i + 1, _u16(vmg, at + 2), _u8(vmg, at + 6), _u8(vmg, at + 7),
+                                       max(_u8(vmg, at + 1), 1)))
     except struct.error:
         raise DiscError(f"{folder}: VIDEO_TS.IFO title table is truncated") from None
     if not entries:
@@ -172,25 +190,48 @@ def _titles(vmg: bytes, folder: Path) -> list[_TitleEntry]:
 class _Pgc:
     duration: float
     programs: list[int]  # entry cell number (1-based) of each program
-    cells: list[tuple[float, int, int, bool]]  # (seconds, first sector, last sector, counts)
+    cells: list[tuple[float, int, int, int]]  # (seconds, first sector, last sector, category byte)
+    positions: list[tuple[int, int]]  # (VOB id, cell id) of each cell
+    audio_control: list[int]  # 8 words: bit 15 = stream present, bits 8-10 = its number in the VOBs
+    subpicture_control: list[int]  # 32 words: bit 31 present; 4:3, wide, letterbox, pan&scan numbers
+    palette: tuple[tuple[int, int, int], ...]  # 16 (Y, Cr, Cb) colours of the subpictures
 
 
 def _pgc(vts: bytes, at: int) -> _Pgc:
     n_programs, n_cells = _u8(vts, at + 2), _u8(vts, at + 3)
-    program_map, cell_table = _u16(vts, at + 0xE6), _u16(vts, at + 0xE8)
+    program_map, cell_table, position_table = _u16(vts, at + 0xE6), _u16(vts, at + 0xE8), _u16(vts, at + 0xEA)
     programs = [_u8(vts, at + program_map + i) for i in range(n_programs)]
-    cells = []
+    cells, positions = [], []
     for i in range(n_cells):
         c = at + cell_table + 24 * i
-        category = _u8(vts, c)
-        # cells 2.. of an angle block are alternative angles of the same time span
-        counts = not ((category >> 4) & 0x3 == 1 and (category >> 6) in (2, 3))
-        cells.append((_dvd_time(vts[c + 4:c + 8]), _u32(vts, c + 8), _u32(vts, c + 20), counts))
-    return _Pgc(_dvd_time(vts[at + 4:at + 8]), programs, cells)
+        cells.append((_dvd_time(vts[c + 4:c + 8]), _u32(vts, c + 8), _u32(vts, c + 20), _u8(vts, c)))
+        positions.append((_u16(vts, at + position_table + 4 * i), _u8(vts, at + position_table + 4 * i + 3)))
+    audio_control = [_u16(vts, at + 0x0C + 2 * i) for i in range(8)]
+    subpicture_control = [_u32(vts, at + 0x1C + 4 * i) for i in range(32)]
+    palette = tuple((vts[at + 0xA4 + 4 * i + 1], vts[at + 0xA4 + 4 * i + 2], vts[at + 0xA4 + 4 * i + 3])
+                    for i in range(16))
+    return _Pgc(_dvd_time(vts[at + 4:at + 8]), programs, cells, positions, audio_control, subpicture_control,
+                palette)
 
 
-def _title_facts(vts: bytes, entry: _TitleEntry) -> dict:
-    """Duration, chapter starts, cells, streams of one title from its VTS IFO."""
+def _angle_cells(pgc: _Pgc, angle: int) -> list[int]:
+    """Indices of the cells a player plays for `angle` (1-based): outside angle blocks every cell, inside
+    an angle block the angle-th cell of the block."""
+    chosen, block = [], []
+    for i, (_, _, _, category) in enumerate(pgc.cells):
+        mode, kind = category >> 6, (category >> 4) & 0x3
+        if kind != 1 or mode == 0:  # not in an angle block
+            chosen.append(i)
+            continue
+        block.append(i)
+        if mode == 3:  # last cell of the block
+            chosen.append(block[min(angle, len(block)) - 1])
+            block = []
+    return chosen
+
+
+def _title_facts(vts: bytes, entry: _TitleEntry, angle: int = 1) -> dict:
+    """Duration, chapter starts, cells (PGC order, one angle), palette of one title from its VTS IFO."""
     ptt_base = _u32(vts, 0xC8) * SECTOR  # VTS_PTT_SRPT: chapters -> (PGC, program)
     pgci_base = _u32(vts, 0xCC) * SECTOR  # VTS_PGCI: the program chains
     ptt_at = ptt_base + _u32(vts, ptt_base + 8 + 4 * (entry.ttn - 1))
@@ -200,22 +241,32 @@ def _title_facts(vts: bytes, entry: _TitleEntry) -> dict:
         if pgcn not in pgcs:
             pgcs[pgcn] = _pgc(vts, pgci_base + _u32(vts, pgci_base + 8 + 8 * (pgcn - 1) + 4))
     # a title may span several PGCs; they play one after another in chapter order
-    offsets, total = {}, 0.0
+    offsets, total, cells = {}, 0.0, []
+    played: dict[int, list[int]] = {}
     for pgcn, pgc in pgcs.items():
         offsets[pgcn] = total
-        total += sum(t for t, _, _, counts in pgc.cells if counts) or pgc.duration
+        played[pgcn] = _angle_cells(pgc, angle)
+        total += sum(pgc.cells[i][0] for i in played[pgcn]) or pgc.duration
+        cells += [Cell(*pgc.positions[i], pgc.cells[i][1], pgc.cells[i][2], pgc.cells[i][0]) for i in played[pgcn]]
     starts = []
     for pgcn, pgn in chapters:
         pgc = pgcs[pgcn]
         entry_cell = pgc.programs[pgn - 1] if pgn - 1 < len(pgc.programs) else 1
-        before = sum(t for t, _, _, counts in pgc.cells[: entry_cell - 1] if counts)
+        before = sum(pgc.cells[i][0] for i in played[pgcn] if i < entry_cell - 1)
         starts.append(round(offsets[pgcn] + before, 3))
-    cells = tuple((first, last) for pgc in pgcs.values() for _, first, last, counts in pgc.cells if counts)
-    return {"duration": round(total, 3), "chapters": tuple(starts), "cells": cells}
+    first = next(iter(pgcs.values()))
+    return {"duration": round(total, 3), "chapters": tuple(starts), "cells": tuple(cells),
+            "audio_control": first.audio_control, "subpicture_control": first.subpicture_control,
+            "palette": first.palette}
 
 
-def _streams(vts: bytes) -> dict:
-    """Audio and subpicture attributes and video system from the VTSI_MAT header."""
+# first MPEG-PS (sub-)stream id of each audio coding; the PGC's audio control gives the number after it
+_AUDIO_ID_BASE = {"ac3": 0x80, "dts": 0x88, "pcm_dvd": 0xA0, "mp1": 0xC0, "mp2": 0xC0}
+
+
+def _streams(vts: bytes, audio_control: list[int] | None = None, subpicture_control: list[int] | None = None) -> dict:
+    """Audio and subpicture attributes from the VTSI_MAT header, with the stream ids the PGC's control
+    tables give them (never guessed from counts: a disc may number its streams in any order)."""
     video = _u16(vts, 0x200)
     system = {0: "ntsc", 1: "pal"}.get((video >> 12) & 0x3)
     aspect = {0: "4:3", 3: "16:9"}.get((video >> 10) & 0x3)
@@ -223,30 +274,112 @@ def _streams(vts: bytes) -> dict:
     for i in range(min(_u16(vts, 0x202), 8)):
         at = 0x204 + 8 * i
         codec = _AUDIO_CODECS.get(vts[at] >> 5, "unknown")
-        same = sum(1 for a in audio if _AUDIO_BASE_ID.get(a.codec) == _AUDIO_BASE_ID.get(codec))
-        # stream ids count up per coding: the 2nd AC3 track is 0x81 even after a DTS track
-        stream_id = _AUDIO_BASE_ID.get(codec, 0x80) + same
-        audio.append(AudioStream(i, stream_id, codec, _language(vts[at + 2:at + 4]), (vts[at + 1] & 0x7) + 1))
+        control = audio_control[i] if audio_control else 0
+        if control & 0x8000:
+            number = (control >> 8) & 0x7
+        else:  # no PGC (or the stream is marked absent): the n-th stream of its coding, as authoring tools do
+            number = sum(1 for a in audio if _AUDIO_ID_BASE.get(a.codec) == _AUDIO_ID_BASE.get(codec))
+        audio.append(AudioStream(i, _AUDIO_ID_BASE.get(codec, 0x80) + number, codec,
+                                 _language(vts[at + 2:at + 4]), (vts[at + 1] & 0x7) + 1))
     subtitles = []
     for i in range(min(_u16(vts, 0x254), 32)):
         at = 0x256 + 6 * i
-        subtitles.append(SubtitleStream(i, 0x20 + i, _language(vts[at + 2:at + 4])))
-    return {"audio": tuple(audio), "subtitles": tuple(subtitles), "system": system, "aspect": aspect}
+        control = subpicture_control[i] if subpicture_control else 0
+        if control & 0x80000000:
+            # the PGC names one stream per display mode: 4:3 (bits 24-28) or, on a 16:9 title, wide (16-20)
+            number = (control >> 16) & 0x1F if aspect == "16:9" else (control >> 24) & 0x1F
+        else:
+            number = i
+        subtitles.append(SubtitleStream(i, 0x20 + number, _language(vts[at + 2:at + 4])))
+    line21 = {"field1": bool(video & 0x80), "field2": bool(video & 0x40)}  # closed captions in the user data
+    return {"audio": tuple(audio), "subtitles": tuple(subtitles), "system": system, "aspect": aspect,
+            "line21": line21}
 
 
-def _from_ifos(folder: Path) -> Title:
+@dataclass(frozen=True)
+class TitleInfo:
+    """One title of a disc as a player would play it, for choosing titles (one title or every episode)."""
+
+    number: int  # 1-based title number on the disc (`-title N` of FFmpeg's dvdvideo, `title_number: N`)
+    vts: int
+    angles: int
+    duration: float  # seconds, the chosen angle's cells
+    cells: tuple[Cell, ...]  # PGC order, one angle
+    chapters: tuple[float, ...]
+    audio: tuple[AudioStream, ...] = ()
+    subtitles: tuple[SubtitleStream, ...] = ()
+    palette: tuple[tuple[int, int, int], ...] = ()  # 16 (Y, Cr, Cb)
+    aspect: str | None = None
+    system: str | None = None
+    line21: bool = False  # the IFO says the video carries closed captions
+    source: str = "ifo"
+
+    @property
+    def unique_duration(self) -> float:
+        """Seconds of distinct picture: a decoy that plays the same cells over and over counts them once."""
+        seen: dict[tuple[int, int], float] = {}
+        for cell in self.cells:
+            seen.setdefault((cell.first_sector, cell.last_sector), cell.seconds)
+        return round(sum(seen.values()), 3)
+
+
+def _ifo_titles(folder: Path, angle: int = 1) -> list[TitleInfo]:
     vmg, vmg_source = _read_ifo(folder, "VIDEO_TS", b"DVDVIDEO-VMG")
-    candidates = []
+    titles = []
     for entry in _titles(vmg, folder):
         vts, source = _read_ifo(folder, f"VTS_{entry.vts:02d}_0", b"DVDVIDEO-VTS")
         try:
-            facts = _title_facts(vts, entry) | _streams(vts)
-        except (struct.error, IndexError, ZeroDivisionError):
+            facts = _title_facts(vts, entry, min(angle, entry.angles))
+            streams = _streams(vts, facts.pop("audio_control"), facts.pop("subpicture_control"))
+        except (struct.error, IndexError, ZeroDivisionError, StopIteration):
             raise DiscError(f"{folder}: VTS_{entry.vts:02d}_0 tables for title {entry.number} are damaged") from None
-        candidates.append((entry, facts, "bup" if "bup" in (source, vmg_source) else "ifo"))
-    # the main feature is the longest title; ties go to the lower title number
-    entry, facts, source = max(candidates, key=lambda c: (c[1]["duration"], -c[0].number))
-    return Title(vobs=_vobs(folder, entry.vts), title=entry.number, vts=entry.vts, source=source, **facts)
+        line21 = streams.pop("line21")
+        titles.append(TitleInfo(number=entry.number, vts=entry.vts, angles=entry.angles,
+                                line21=line21["field1"] or line21["field2"],
+                                source="bup" if "bup" in (source, vmg_source) else "ifo", **facts, **streams))
+    return titles
+
+
+def list_titles(video_ts: Path, *, angle: int = 1) -> list[TitleInfo]:
+    """Every title of a disc with IFOs (or their .BUP copies), in title-number order, as a player plays it:
+    duration, cells in PGC order for `angle`, chapters, streams with their ids and languages, palette."""
+    return _ifo_titles(_video_ts_dir(video_ts), angle)
+
+
+def choose_title(titles: list[TitleInfo], title_number: int | str = "auto") -> tuple[TitleInfo, str]:
+    """The title to master and why: `title_number` N, or for `auto` the main feature, the title with the
+    most distinct picture (a decoy looping a few cells is long, but not in distinct picture); ties go to
+    the lower number."""
+    if not titles:
+        raise DiscError("the disc lists no titles")
+    if str(title_number) != "auto":
+        wanted = int(title_number)
+        for info in titles:
+            if info.number == wanted:
+                return info, f"title {wanted} as title_number asks"
+        raise DiscError(f"title_number: {wanted}: the disc has titles 1..{len(titles)}")
+    main = max(titles, key=lambda t: (t.unique_duration, -t.number))
+    reason = f"title {main.number} is the main feature: {main.unique_duration:.3f} s of distinct picture"
+    longest = max(titles, key=lambda t: (t.duration, -t.number))
+    if longest is not main:
+        reason += (f"; title {longest.number} runs longer ({longest.duration:.3f} s) but replays the same "
+                   f"cells ({longest.unique_duration:.3f} s distinct): a decoy")
+    others = [f"{t.number}: {t.duration:.3f} s" for t in titles if t is not main]
+    if others:
+        reason += f" (other titles {', '.join(others)})"
+    return main, reason
+
+
+def _from_ifos(folder: Path, title_number: int | str = "auto", angle: int = 1) -> Title:
+    info, _ = choose_title(_ifo_titles(folder, angle), title_number)
+    return _title_of(folder, info)
+
+
+def _title_of(folder: Path, info: TitleInfo) -> Title:
+    return Title(vobs=_vobs(folder, info.vts), title=info.number, vts=info.vts, duration=info.duration,
+                 audio=info.audio, subtitles=info.subtitles, chapters=info.chapters,
+                 cells=tuple((c.first_sector, c.last_sector) for c in info.cells), source=info.source,
+                 aspect=info.aspect, system=info.system)
 
 
 def _probe_streams(vobs: tuple[Path, ...], ffprobe: str) -> dict:
@@ -285,11 +418,12 @@ def _from_vob_sizes(folder: Path, ffprobe: str | None) -> Title:
     return Title(vobs=vobs, title=None, vts=vts, source="vob-size", **facts)
 
 
-def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe") -> Title:
-    """The main (longest) title of a DVD folder: its VOBs in order, streams and chapters.
+def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe", title_number: int | str = "auto",
+               angle: int = 1) -> Title:
+    """The main title (or title `title_number`) of a DVD folder: its VOBs in order, streams and chapters.
 
     ``video_ts`` is the VIDEO_TS folder or the disc root above it.  With IFOs (or their .BUP
-    copies) the title table is read and the longest title wins.  Without any IFO the title
+    copies) the title table is read and :func:`choose_title` picks the title.  Without any IFO the title
     set with the most bytes in VTS_xx_1..N.VOB is taken; ``ffprobe`` (None to skip) then
     lists its audio/subtitle streams and duration, with languages unknown and no chapters.
     Raises DiscError (one line naming the path) for anything else that is wrong.
@@ -298,4 +432,4 @@ def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe") -> Title:
     names = _files(folder)
     if not any(name.endswith((".IFO", ".BUP")) for name in names):
         return _from_vob_sizes(folder, ffprobe)
-    return _from_ifos(folder)
+    return _from_ifos(folder, title_number, angle)

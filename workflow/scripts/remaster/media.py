@@ -56,6 +56,27 @@ def tool(name: str) -> str:
     return found
 
 
+@functools.cache
+def version(name: str = "ffmpeg") -> str:
+    """The first line of `name -version` with its path, for the logs: which FFmpeg this run uses."""
+    path = tool(name)
+    result = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True)
+    first = (result.stdout.strip().splitlines() or ["unknown version"])[0]
+    return f"{first} ({path})"
+
+
+@functools.cache
+def demuxers() -> frozenset[str]:
+    """The input formats the ffmpeg in use can read (`ffmpeg -demuxers`)."""
+    result = run([tool("ffmpeg"), "-hide_banner", "-demuxers"], what="ffmpeg -demuxers")
+    names: set[str] = set()
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and set(parts[0]) <= set("DE") and "D" in parts[0]:
+            names.update(parts[1].split(","))
+    return frozenset(names)
+
+
 def ffmpeg_args(*args: str | os.PathLike) -> list[str]:
     """The ffmpeg command line with quiet, non-interactive defaults prepended."""
     return [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", *map(str, args)]
@@ -94,6 +115,19 @@ def packet_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[floa
     cmd = [tool("ffprobe"), "-v", "error", *PROBE_ARGS, "-select_streams", stream, "-show_entries",
            "packet=pts_time", "-of", "csv=p=0", input_path(path)]
     result = run(cmd, what=f"{path}: listing frames")
+    return sorted(float(v) for v in (line.strip().rstrip(",") for line in result.stdout.splitlines())
+                  if v and v != "N/A")
+
+
+def frame_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float]:
+    """Presentation times (s) of every decoded frame of a stream, in display order.
+
+    Counted by decoding, not from packets: some muxers (mplex) write a PTS only once per GOP, so most
+    packets of a DVD's video carry none; the decoder's best-effort time fills them in.
+    """
+    cmd = [tool("ffprobe"), "-v", "error", *PROBE_ARGS, "-select_streams", stream, "-show_entries",
+           "frame=best_effort_timestamp_time", "-of", "csv=p=0", input_path(path)]
+    result = run(cmd, what=f"{path}: decoding the frames")
     return sorted(float(v) for v in (line.strip().rstrip(",") for line in result.stdout.splitlines())
                   if v and v != "N/A")
 

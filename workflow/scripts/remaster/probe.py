@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
+from .subtitles import count_forced, has_closed_captions
 
 
 def _float(value, default: float = 0.0) -> float:
@@ -29,7 +30,7 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     if not video:
         raise RemasterError(f"{title}: no video stream found; is this a video file?")
     v = video[0]
-    timestamps = media.packet_timestamps(title, f"{v['index']}")
+    timestamps = media.frame_timestamps(title, f"{v['index']}")
     if not timestamps:
         raise RemasterError(f"{title}: the video stream has no decodable frames")
     fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
@@ -39,6 +40,8 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     sar = media.fraction(v.get("sample_aspect_ratio", "1:1")) or Fraction(1)
     dar = media.fraction(v.get("display_aspect_ratio", "0:1")) or Fraction(width, height) * sar
     fmt = info.get("format", {})
+    subtitle_streams = [s for s in streams if s.get("codec_type") == "subtitle"]
+    forced = count_forced(title, [n for n, s in enumerate(subtitle_streams) if s.get("codec_name") == "dvd_subtitle"])
     description = {
         "title_file": str(title),
         "format": {
@@ -62,6 +65,9 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
             "color_primaries": v.get("color_primaries"),
             "color_transfer": v.get("color_transfer"),
             "color_range": v.get("color_range"),
+            # EIA-608 captions in the picture user data: extract_subtitles keeps them as a text track
+            "closed_captions": bool(v.get("closed_captions")) or (v.get("codec_name") in ("mpeg2video", "mpeg1video")
+                                                                  and has_closed_captions(title)),
             "start_time": timestamps[0],
             # the span of the frames' times: frames a damaged disc lost still take their time in the master
             "duration": max(float(len(timestamps) / fps), timestamps[-1] - timestamps[0] + float(1 / fps)),
@@ -84,9 +90,10 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
         ],
         "subtitles": [
             {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s), "id": s.get("id"),
-             "start_time": _float(s.get("start_time"))}
-            for s in streams
-            if s.get("codec_type") == "subtitle"
+             "start_time": _float(s.get("start_time")),
+             # forced subpictures (a forced track when all are; a forced-only copy when some are)
+             **({"subpictures": forced[n].total, "forced": forced[n].forced} if n in forced else {})}
+            for n, s in enumerate(subtitle_streams)
         ],
         "chapters": [
             {"start": _float(c.get("start_time")), "end": _float(c.get("end_time")),
@@ -97,15 +104,16 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     return description, timestamps
 
 
-def disc_facts(source, log) -> dict:
-    """What the IFOs say about the main title (languages by stream id, chapters, name), when there are IFOs."""
+def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
+    """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
+    there are IFOs."""
     from .dvd import DiscError, find_title
 
     if isinstance(source, (list, tuple)) or not Path(source).is_dir():
         return {}
     folder = Path(source)
     try:
-        title = find_title(folder, ffprobe=None)
+        title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
     except DiscError as error:
         log.warning("%s", error)
         return {}
@@ -119,7 +127,8 @@ def disc_facts(source, log) -> dict:
         "aspect": title.aspect,
         "system": title.system,
         "chapters": list(title.chapters),
-        "audio_languages": {f"0x{a.stream_id:x}": a.language for a in title.audio if a.language},
+        # keyed by the id ffprobe shows (0x80 AC3, 0x1c0 MPEG audio), from the PGC's control table
+        "audio_languages": {a.probe_id: a.language for a in title.audio if a.language},
         "subtitle_languages": {f"0x{s.stream_id:x}": s.language for s in title.subtitles if s.language},
     }
     log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",

@@ -113,11 +113,25 @@ class Settings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     frontend: FrontEndSettings = field(default_factory=FrontEndSettings)
     interpolate: InterpolateSettings = field(default_factory=InterpolateSettings)
+    title_number: int | str = "auto"  # auto (the main feature) | the disc's title number; VIDEO_TS only
+    angle: int = 1  # the angle of a multi-angle title
 
     @property
     def disc(self) -> str:
         """A name for the disc's working folders, taken from the output file's name."""
         return re.sub(r"[^A-Za-z0-9._-]+", "_", self.output.stem).strip("._") or "disc"
+
+
+def _title_number(value) -> int | str:
+    if str(value) == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise RemasterError(f"title_number: {value!r} must be auto or a title number (1, 2, …)")
+    return number
 
 
 def _auto(value, cast):
@@ -180,6 +194,8 @@ def from_config(config: dict) -> Settings:
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
         interpolate=interpolate_settings(config),
+        title_number=_title_number(config.get("title_number", "auto")),
+        angle=int(config.get("angle", 1)),
     )
 
 

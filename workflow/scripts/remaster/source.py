@@ -13,14 +13,27 @@ VOB_NAME = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Source:
-    """The title's files in play order; several parts are concatenated before probing."""
+    """The source's files: a VIDEO_TS folder's title VOBs (read title by title with FFmpeg's dvdvideo
+    demuxer), VOB files in play order (joined), or one file (read as is)."""
 
     parts: tuple[Path, ...]
     kind: str  # "video_ts", "vobs" or "file"
+    folder: Path | None = None  # the VIDEO_TS folder, for kind "video_ts"
 
     @property
-    def needs_concat(self) -> bool:
-        return len(self.parts) > 1
+    def needs_reading(self) -> bool:
+        """Whether read_title makes the one title file every later step reads."""
+        return self.kind == "video_ts" or len(self.parts) > 1
+
+    @property
+    def needs_concat(self) -> bool:  # the name before read_title; kept for callers of the old API
+        return self.needs_reading
+
+    @property
+    def title_name(self) -> str:
+        """read_title's output: Matroska for a DVD title (it holds chapters, languages, the VobSub palette),
+        the joined VOBs as MPEG-PS otherwise."""
+        return "title.mkv" if self.kind == "video_ts" else "title.vob"
 
 
 def resolve_source(source: str | list[str]) -> Source:
@@ -36,14 +49,18 @@ def resolve_source(source: str | list[str]) -> Source:
     path = Path(source)
     if path.is_dir():
         folder = path / "VIDEO_TS" if (path / "VIDEO_TS").is_dir() else path
-        titles = [m for p in folder.iterdir() if (m := VOB_NAME.match(p.name)) and m.group(2) != "0"]
+        titles = sorted((p for p in folder.iterdir() if (m := VOB_NAME.match(p.name)) and m.group(2) != "0"),
+                        key=lambda p: p.name.upper())
         if not titles:  # the menu VOBs (VTS_xx_0) alone are not a title
             raise RemasterError(f"{folder}: no title VOBs (VTS_xx_1.VOB …) in this folder; "
                                 "point source: at a VIDEO_TS folder or a video file")
+        if any(p.suffix.upper() in (".IFO", ".BUP") for p in folder.iterdir()):
+            # which title is read (title_number, angle) is read_title's decision, from the IFOs
+            return Source(tuple(titles), "video_ts", folder)
         from .dvd import DiscError, find_title
 
-        try:  # the IFOs name the main (longest) title; without them, the title set with the most data
-            return Source(tuple(find_title(folder, ffprobe=None).vobs), "video_ts")
+        try:  # a rip without IFOs: the title set with the most data, its VOBs joined as a player would
+            return Source(tuple(find_title(folder, ffprobe=None).vobs), "vobs", folder)
         except DiscError as error:
             raise RemasterError(str(error)) from None
     if path.is_file():

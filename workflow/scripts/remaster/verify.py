@@ -264,7 +264,11 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
                                 f"(md5 of its packets {got}, the source's {want})"))
 
     subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
-    checks += _tracks("subtitle", probe.get("subtitles", []), subtitles, expected.subtitle_languages)
+    # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
+    mixed = [t for t in probe.get("subtitles", []) if 0 < t.get("forced", 0) < t.get("subpictures", 0)]
+    source_subtitles = probe.get("subtitles", []) + mixed + ([{"closed_captions": True}]
+                                                             if probe.get("video", {}).get("closed_captions") else [])
+    checks += _tracks("subtitle", source_subtitles, subtitles, expected.subtitle_languages)
 
     starts = [float(c.get("start_time", 0)) for c in info.get("chapters", [])]
     want = expected.chapters

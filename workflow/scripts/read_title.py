@@ -1,0 +1,15 @@
+"""Snakemake adapter: read the title every later step works on (a DVD title as a player plays it, or VOBs joined)."""
+
+from pathlib import Path
+
+from remaster.logs import reported, step_logger
+from remaster.reader import read_title
+from remaster.source import Source
+
+log = step_logger("read_title", snakemake.log[0])
+with reported(log):
+    parts = tuple(Path(p) for p in snakemake.input.vobs)
+    # a VIDEO_TS title is read through the folder's IFOs, next to its VOBs; VOB files are joined in order
+    source = Source(parts, snakemake.params.kind, parts[0].parent if snakemake.params.kind == "video_ts" else None)
+    read_title(source, Path(snakemake.output.title), title_number=snakemake.params.title_number,
+               angle=snakemake.params.angle, log=log)
