@@ -132,10 +132,19 @@ def full_range_capture(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> Path:
     """A full-range (0-255, tagged pc) progressive capture: a pan whose darks reach 0 and lights 255."""
     out = Path(out_dir) / "full_range.mkv"
     src, pan = _pan("coffee.png", NTSC_RATE, 320, 240, 2, 30)
-    # stretch the picture over the full range, then store it as yuvj (full-range) 4:2:0
-    _run(ffmpeg, [*src, "-vf", f"{pan},format=gray,normalize=blackpt=black:whitept=white:smoothing=0,"
-                  "format=yuvj420p", "-frames:v", "30", "-color_range", "pc", "-c:v", "ffv1", str(out)])
+    # stretch the picture over the full range, then store it as full-range BT.601 4:2:0
+    _run(ffmpeg, [*src, "-vf", f"{pan},normalize=blackpt=black:whitept=white:smoothing=0,"
+                  "scale=out_color_matrix=bt601:out_range=pc,format=yuv420p", "-frames:v", "30",
+                  "-color_range", "pc", "-c:v", "ffv1", str(out)])
     return out
+
+
+def stored_luma_range(video: Path, *, ffmpeg: str = "ffmpeg") -> tuple[int, int]:
+    """The lowest and highest luma code values stored in `video`, read without any range conversion."""
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(video), "-map", "0:v:0",
+           "-vf", "extractplanes=y", "-f", "rawvideo", "-"]
+    raw = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.uint8)
+    return int(raw.min()), int(raw.max())
 
 
 def luma_frames(video: Path, *, ffmpeg: str = "ffmpeg", size: tuple[int, int] = (96, 64),

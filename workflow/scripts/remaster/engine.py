@@ -99,12 +99,15 @@ def _threads(threads: int | None, *, position: str) -> list[str]:
     return ["-filter_threads", str(threads)] if position == "global" else ["-threads", str(threads)]
 
 
-def decoder_command(path: Path, matrix: str, threads: int | None = None) -> list[str]:
-    """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix explicitly.
+def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_range: str = "tv") -> list[str]:
+    """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix and range explicitly.
 
-    `threads` caps ffmpeg's threads (None: ffmpeg's choice); the output is the same either way.
+    `in_range` is the plan's decision ("tv" limited, "pc" full: a full-range capture read as limited
+    would clip its darks and lights). `threads` caps ffmpeg's threads (None: ffmpeg's choice); the
+    output is the same either way.
     """
-    convert = f"scale=in_color_matrix={matrix}:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24"
+    convert = (f"scale=in_color_matrix={matrix}:in_range={in_range}:flags=bicubic+accurate_rnd+full_chroma_int,"
+               "format=rgb24")
     return media.ffmpeg_args(*_threads(threads, position="global"), *_threads(threads, position="input"),
                              "-i", media.input_path(path), "-map", "0:v:0", "-vf", convert,
                              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
@@ -370,7 +373,7 @@ def check_disk_space(out_path: Path, pixels: int, label: str) -> None:
 
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
-                 chain=None) -> ShardResult:
+                 chain=None, in_range: str = "tv") -> ShardResult:
     """Upscale every frame of `in_path` into `out_path` (written under a temporary name, renamed when whole).
 
     `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`.
@@ -419,7 +422,7 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
     start = time.monotonic()
     # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
     coder_threads = None if cuda else 1
-    decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads), stdout=subprocess.PIPE,
+    decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads), stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE)
