@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+import cadence
 import discs
 from conftest import ffprobe, frame_count, snakemake, write_config
 
@@ -108,3 +110,28 @@ def test_authored_disc_carries_languages_chapters_and_title(tmp_path, tiny_model
     assert [round(s - offset, 1) for s in starts] == list(discs.CHAPTERS)
     assert abs(display_aspect(result["video"]) - 16 / 9) / (16 / 9) < 0.02
     assert result["format"]["tags"]["title"] == result["plan"]["title"] and result["plan"]["title"]
+
+
+@pytest.mark.skipif(not shutil.which("mkvmerge"), reason="mkvtoolnix (mkvmerge) not installed")
+def test_hybrid_title_becomes_a_variable_rate_master(tmp_path, tiny_model):
+    disc, film, video = cadence.hybrid(tmp_path)
+    result = run_disc(tmp_path / "work", disc, tiny_model)
+    assert result["plan"]["scan"] == "hybrid" and result["plan"]["vfr"] is True
+    assert re.search(r"section film: frames 0-49 .*\n.*section video: frames 50-89", result["log"])
+    films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
+    assert frame_count(result["master"]) == films + fields
+    # the frames' real times: film pictures 1001/24000 s apart, video fields 1001/60000 s apart
+    times = [float(t) for t in ffprobe(result["master"], "-select_streams", "v:0", "-show_entries",
+                                       "packet=pts_time", "-of", "csv=p=0").split()]
+    steps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    assert set(steps[:films - 1]) <= {0.041, 0.042} and set(steps[films:]) <= {0.016, 0.017}
+    # each film picture once and each video field once, in order, after a ×2 model
+    shown = cadence.luma_frames(result["master"])
+    assert cadence.best_matches(shown[:films], cadence.luma_frames(film)) == list(range(films))
+    assert cadence.best_matches(shown[films:], cadence.luma_frames(video)) == list(range(fields))
+    assert combed_fraction(result["master"], 480) < 0.05
+    # the verification step checks frame count, duration and every frame's time
+    snakemake(tmp_path / "work", "--cores", "2", "results/master/verify_master/verify.json")
+    checks = {c["name"]: c for c in json.loads(
+        (tmp_path / "work" / "results" / "master" / "verify_master" / "verify.json").read_text())["checks"]}
+    assert checks["timestamps"]["ok"] and checks["frame_count"]["ok"] and checks["duration"]["ok"]
