@@ -24,6 +24,8 @@ HYBRID_FILM_FRAMES = 40  # 50 telecined frames of film …
 HYBRID_VIDEO_FRAMES = 40  # … then 40 frames (80 fields) of interlaced video
 PAL_PHASE_FRAMES = 50  # 2 s of 25p
 SMALL_FRAMES = 120  # the issue's 88x72 progressive clip
+SOFT_HYBRID_FILM_FRAMES = 20  # film coded with pulldown flags (25 frames shown) …
+SOFT_HYBRID_VIDEO_FRAMES = 20  # … then 20 frames (40 fields) of interlaced video
 
 
 def _film(out: Path, ffmpeg: str, frames: int, *, photo: str = "rocket.jpg", first: int = 0,
@@ -106,6 +108,22 @@ def hybrid(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> tuple[Path, Path, Path]:
         "-map", "[out]", "-target", "ntsc-dvd", "-b:v", "6000k", "-flags", "+ilme+ildct", "-top", "1",
         "-aspect", "4:3", str(out)])
     return out, film, video
+
+
+def soft_hybrid(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> tuple[Path, Path, Path]:
+    """(disc VOB, lossless film frames, lossless 59.94p video pictures): 20 film frames coded with
+    pulldown flags (mpeg2enc -p, 25 frames shown) joined to 20 frames of interlaced video (mpeg2enc
+    of 40 pictures woven with tinterlace): the common anime/TV case."""
+    out_dir = Path(out_dir)
+    film = _film(out_dir / "soft_hybrid_film.nut", ffmpeg, SOFT_HYBRID_FILM_FRAMES)
+    video = _film(out_dir / "soft_hybrid_video.nut", ffmpeg, 2 * SOFT_HYBRID_VIDEO_FRAMES, photo="coffee.png",
+                  rate=Fraction(60000, 1001), speed=4)
+    soft = _mpeg2enc(ffmpeg, film, out_dir / "soft_hybrid_film.m2v", pulldown=True)
+    woven = _mpeg2enc(ffmpeg, video, out_dir / "soft_hybrid_video.m2v", pulldown=False, interlaced="t",
+                      vf="tinterlace=mode=interleave_top,setfield=tff,setsar=1")
+    joined = out_dir / "soft_hybrid.m2v"
+    joined.write_bytes(soft.read_bytes() + woven.read_bytes())
+    return _mplex([joined], out_dir / "soft_hybrid.vob"), film, video
 
 
 def pal_phase_shifted(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> tuple[Path, Path]:

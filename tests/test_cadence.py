@@ -84,8 +84,13 @@ def test_cadence_break_between_soft_and_hard_telecine_repeats_no_picture(tmp_pat
     assert set(range(total)) - set(shown) <= {cadence.MIXED_SOFT_FRAMES - 1}
 
 
-def test_hybrid_title_film_once_video_at_field_rate_with_timestamps(tmp_path):
-    disc, film, video = cadence.hybrid(tmp_path)
+@pytest.fixture(scope="module")
+def hybrid_disc(tmp_path_factory) -> tuple[Path, Path, Path]:
+    return cadence.hybrid(tmp_path_factory.mktemp("hybrid"))
+
+
+def test_hybrid_title_film_once_video_at_field_rate_with_timestamps(tmp_path, hybrid_disc):
+    disc, film, video = hybrid_disc
     plan, facts, out = _prepare(disc, tmp_path)
     assert plan["scan"] == "hybrid" and plan["vfr"] is True
     assert [s["kind"] for s in plan["cadence"]["sections"]] == ["film", "video"]
@@ -100,12 +105,24 @@ def test_hybrid_title_film_once_video_at_field_rate_with_timestamps(tmp_path):
     assert abs(facts["duration"] - 90 * 1001 / 30000) < 1e-6  # the source's 90 frames, to the frame
 
 
-def test_hybrid_title_constant_rate_when_vfr_is_off(tmp_path):
-    disc, film, video = cadence.hybrid(tmp_path)
+def test_hybrid_title_constant_rate_when_vfr_is_off(tmp_path, hybrid_disc):
+    disc, film, video = hybrid_disc
     plan, facts, out = _prepare(disc, tmp_path, vfr=False)
     assert plan["vfr"] is False and facts["vfr"] is False and facts["fps"] == "60000/1001"
     # 50 telecined frames of film shown 3:2 at 59.94 (100 frames) and 80 fields of video
     assert abs(facts["frame_count"] - 180) <= 1
+
+
+@needs_mjpegtools
+def test_soft_telecined_film_joined_to_interlaced_video(tmp_path):
+    disc, film, video = cadence.soft_hybrid(tmp_path)
+    plan, facts, out = _prepare(disc, tmp_path)
+    assert plan["scan"] == "hybrid" and plan["pulldown"] is True
+    films, fields = cadence.SOFT_HYBRID_FILM_FRAMES, 2 * cadence.SOFT_HYBRID_VIDEO_FRAMES
+    assert facts["frame_count"] == films + fields
+    frames = cadence.luma_frames(out)
+    assert cadence.best_matches(frames[:films], cadence.luma_frames(film)) == list(range(films))
+    assert cadence.best_matches(frames[films:], cadence.luma_frames(video)) == list(range(fields))
 
 
 def test_pal_phase_shifted_film_is_field_matched_to_25p(tmp_path):

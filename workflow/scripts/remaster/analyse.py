@@ -188,12 +188,17 @@ def _count_frames(video: Path | str, ffmpeg: str, vf: str, span: tuple, limit: i
     return int(counts[-1]) if counts else 0
 
 
-def pulldown_fraction(video: Path | str, *, ffmpeg: str = "ffmpeg", span: tuple = (None, None),
-                      max_frames: int | None = 600) -> float:
+def pulldown_fraction(video: Path | str, *, ffmpeg: str = "ffmpeg", spans: list | None = None,
+                      max_seconds: float | None = 10.0) -> float:
     """How many more frames the stream shows than it codes: 0.25 for soft telecine (4 coded
-    pictures shown as 5 frames through repeat-first-field flags), 0 without flags."""
-    coded = _count_frames(video, ffmpeg, "", span, max_frames)
-    shown = _count_frames(video, ffmpeg, PULLDOWN, span, max_frames and max_frames * 5 // 4)
+    pictures shown as 5 frames through repeat-first-field flags), 0 without flags.  Counted over
+    the same seconds of every window (at most `max_seconds` each), so flags in any part are found."""
+    coded = shown = 0
+    for begin, length in spans or [(None, None)]:
+        if max_seconds is not None:
+            length = min(length, max_seconds) if length is not None else max_seconds
+        coded += _count_frames(video, ffmpeg, "", (begin, length), None)
+        shown += _count_frames(video, ffmpeg, PULLDOWN, (begin, length), None)
     return round((shown - coded) / coded, 4) if coded else 0.0
 
 
@@ -315,7 +320,7 @@ def detect_scan(video: Path | str, *, ffmpeg: str = "ffmpeg", max_frames: int | 
     spans = sample_windows(duration(video, ffmpeg=ffmpeg), windows=windows, seconds=window_seconds)
     per_window = -(-max_frames // len(spans)) if max_frames else None
     # repeatfields rebuilds frames from fields even where no flag is set: use it only on flagged streams
-    soft = pulldown_fraction(video, ffmpeg=ffmpeg, span=spans[0], max_frames=per_window or 600)
+    soft = pulldown_fraction(video, ffmpeg=ffmpeg, spans=spans)
     pulldown = soft > PULLDOWN_MIN_FRACTION
     prefix = f"{PULLDOWN}," if pulldown else ""
     counts = {kind: Counter() for kind in ("repeated", "single", "multiple")}
