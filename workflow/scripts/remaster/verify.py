@@ -103,6 +103,9 @@ def expectations(probe: dict, plan: dict | None = None, facts: dict | None = Non
     frames = int(facts.get("frame_count") or inline.get("frame_count") or probe["frame_count"])
     fps = Fraction(str(facts.get("fps") or inline.get("fps") or plan.get("fps") or video["fps"]))
     duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
+    if facts.get("vfr"):
+        # a variable-rate master lasts as long as its sections' frame times say (the source's length)
+        duration = float(facts["duration"])
     frames, fps = frames * interpolation_factor, fps * interpolation_factor
     aspect = media.fraction(str(plan.get("display_aspect") or video["dar"]))
     if not aspect:
