@@ -141,3 +141,26 @@ def test_hybrid_title_becomes_a_variable_rate_master(tmp_path, tiny_model):
     checks = {c["name"]: c for c in json.loads(
         (work / "results" / "master" / "verify_master" / "verify.json").read_text())["checks"]}
     assert checks["timestamps"]["ok"] and checks["frame_count"]["ok"] and checks["duration"]["ok"]
+
+
+@pytest.mark.skipif(not shutil.which("mkvmerge"), reason="mkvtoolnix (mkvmerge) not installed")
+def test_hybrid_title_interpolated_keeps_its_frame_times(tmp_path, tiny_model):
+    from test_interpolate import make_ifnet
+
+    disc, film, video = cadence.hybrid(tmp_path)
+    work = tmp_path / "work"
+    ifnet = make_ifnet(tmp_path / "rife46 random.safetensors")
+    write_config(work, source=str(disc), output="master.mkv", models=[str(tiny_model)], shard_frames=64,
+                 encoder=FAST_ENCODER, target_height=240, interpolate={"factor": 2, "model": str(ifnet)})
+    snakemake(work, "--cores", "2", "master.mkv", "results/master/verify_master/verify.json")
+    master = work / "master.mkv"
+    films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
+    assert frame_count(master) == 2 * (films + fields)  # every section twice its frames, the count exact
+    times = [float(t) for t in ffprobe(master, "-select_streams", "v:0", "-show_entries",
+                                       "packet=pts_time", "-of", "csv=p=0").split()]
+    steps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    # film at 47.952 fps (20.9 ms), video fields at 119.88 fps (8.3 ms): the sections' times halved
+    assert set(steps[:2 * films - 1]) <= {0.020, 0.021, 0.022} and set(steps[2 * films:]) <= {0.008, 0.009}
+    checks = {c["name"]: c for c in json.loads(
+        (work / "results" / "master" / "verify_master" / "verify.json").read_text())["checks"]}
+    assert checks["timestamps"]["ok"] and checks["frame_count"]["ok"] and checks["duration"]["ok"]
