@@ -69,6 +69,12 @@ def test_soft_telecine_gives_the_exact_film_pictures(tmp_path):
     # every film picture once, in order: no picture shown twice, none lost
     assert cadence.best_matches(cadence.luma_frames(out), cadence.luma_frames(film)) == list(
         range(cadence.SOFT_FILM_FRAMES))
+    # `scan: telecine` named in the config: the flags are still honoured (plan_disc measures them)
+    flags = analyse.pulldown_fraction(disc, ffmpeg=media.tool("ffmpeg"))
+    assert flags == pytest.approx(0.25, abs=0.02)
+    forced = plans.make_plan(probes.probe_title(disc)[0], FrontEndSettings(scan="telecine"), title=disc,
+                             pulldown=flags > analyse.PULLDOWN_MIN_FRACTION)
+    assert forced["filters"].startswith("repeatfields,copy,fieldmatch") and forced["fps"] == "24000/1001"
 
 
 @needs_mjpegtools

@@ -57,8 +57,12 @@ def _scan(settings: FrontEndSettings, detected: analyse.ScanDecision | None) -> 
 
 def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info: dict | None = None,
               detected: analyse.ScanDecision | None = None, crop_found: tuple[int, int, int, int] | None = None,
-              scale: float = 1, fallback_title: str = "") -> dict:
-    """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries."""
+              scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> dict:
+    """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries.
+
+    `pulldown` says whether the stream has repeat-first-field flags when no `detected` decision holds
+    that fact (a scan named in the config); the flags are honoured whatever the scan.
+    """
     video = probe["video"]
     width, height = int(video["width"]), int(video["height"])
     source_fps = _ratio(settings.fps) if settings.fps != "auto" else _ratio(video["fps"])
@@ -67,7 +71,8 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
         decided = dataclasses.replace(detected, field_order=field_order)
     else:
         # pulldown flags are a fact of the stream, honoured whatever scan the config names
-        decided = analyse.ScanDecision(scan, field_order, pulldown=bool(detected and detected.pulldown))
+        flags = detected.pulldown if detected is not None else bool(pulldown)
+        decided = analyse.ScanDecision(scan, field_order, pulldown=flags)
     scan_filter, out_fps = analyse.scan_filters(decided, source_fps=source_fps,
                                                 deinterlace_rate=settings.deinterlace_rate)
     cadence = None
