@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+import cadence
 import discs
 from conftest import ffprobe, frame_count, snakemake, write_config
 
@@ -108,3 +110,57 @@ def test_authored_disc_carries_languages_chapters_and_title(tmp_path, tiny_model
     assert [round(s - offset, 1) for s in starts] == list(discs.CHAPTERS)
     assert abs(display_aspect(result["video"]) - 16 / 9) / (16 / 9) < 0.02
     assert result["format"]["tags"]["title"] == result["plan"]["title"] and result["plan"]["title"]
+
+
+@pytest.mark.skipif(not shutil.which("mkvmerge"), reason="mkvtoolnix (mkvmerge) not installed")
+def test_hybrid_title_becomes_a_variable_rate_master(tmp_path, tiny_model):
+    disc, film, video = cadence.hybrid(tmp_path)
+    work = tmp_path / "work"
+    # 240 lines into the ×2 model keep the CPU run short; the verification runs in the same call
+    write_config(work, source=str(disc), output="master.mkv", models=[str(tiny_model)], shard_frames=64,
+                 encoder=FAST_ENCODER, target_height=480)
+    snakemake(work, "--cores", "2", "master.mkv", "results/master/verify_master/verify.json")
+    master = work / "master.mkv"
+    plan = json.loads((work / "results" / "master" / "plan_disc" / "plan.json").read_text())
+    log = (work / "logs" / "master" / "plan_disc.log").read_text()
+    assert plan["scan"] == "hybrid" and plan["vfr"] is True
+    assert re.search(r"section film: frames 0-49 .*\n.*section video: frames 50-89", log)
+    films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
+    assert frame_count(master) == films + fields
+    # the frames' real times: film pictures 1001/24000 s apart, video fields 1001/60000 s apart
+    times = [float(t) for t in ffprobe(master, "-select_streams", "v:0", "-show_entries",
+                                       "packet=pts_time", "-of", "csv=p=0").split()]
+    steps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    assert set(steps[:films - 1]) <= {0.041, 0.042} and set(steps[films:]) <= {0.016, 0.017}
+    # each film picture once and each video field once, in order, after the ×2 model
+    shown = cadence.luma_frames(master)
+    assert cadence.best_matches(shown[:films], cadence.luma_frames(film)) == list(range(films))
+    assert cadence.best_matches(shown[films:], cadence.luma_frames(video)) == list(range(fields))
+    assert combed_fraction(master, 240) < 0.05
+    # the verification step checked frame count, duration and every frame's time
+    checks = {c["name"]: c for c in json.loads(
+        (work / "results" / "master" / "verify_master" / "verify.json").read_text())["checks"]}
+    assert checks["timestamps"]["ok"] and checks["frame_count"]["ok"] and checks["duration"]["ok"]
+
+
+@pytest.mark.skipif(not shutil.which("mkvmerge"), reason="mkvtoolnix (mkvmerge) not installed")
+def test_hybrid_title_interpolated_keeps_its_frame_times(tmp_path, tiny_model):
+    from test_interpolate import make_ifnet
+
+    disc, film, video = cadence.hybrid(tmp_path)
+    work = tmp_path / "work"
+    ifnet = make_ifnet(tmp_path / "rife46 random.safetensors")
+    write_config(work, source=str(disc), output="master.mkv", models=[str(tiny_model)], shard_frames=64,
+                 encoder=FAST_ENCODER, target_height=240, interpolate={"factor": 2, "model": str(ifnet)})
+    snakemake(work, "--cores", "2", "master.mkv", "results/master/verify_master/verify.json")
+    master = work / "master.mkv"
+    films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
+    assert frame_count(master) == 2 * (films + fields)  # every section twice its frames, the count exact
+    times = [float(t) for t in ffprobe(master, "-select_streams", "v:0", "-show_entries",
+                                       "packet=pts_time", "-of", "csv=p=0").split()]
+    steps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    # film at 47.952 fps (20.9 ms), video fields at 119.88 fps (8.3 ms): the sections' times halved
+    assert set(steps[:2 * films - 1]) <= {0.020, 0.021, 0.022} and set(steps[2 * films:]) <= {0.008, 0.009}
+    checks = {c["name"]: c for c in json.loads(
+        (work / "results" / "master" / "verify_master" / "verify.json").read_text())["checks"]}
+    assert checks["timestamps"]["ok"] and checks["frame_count"]["ok"] and checks["duration"]["ok"]

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from remaster import media
-from remaster.encode import chapters_metadata, concat_list, mux_command
+from remaster.analyse import frame_times
+from remaster.encode import chapters_metadata, concat_list, mux_command, retime_commands, timestamps_v2
 from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
 from remaster.shards import atomic_output
@@ -38,10 +39,22 @@ with reported(log):
     if plan["chapters"]:
         chapters_file.write_text(chapters_metadata([c + video_offset for c in plan["chapters"]],
                                                    video_offset + facts["duration"]))
+    factor = snakemake.params.get("factor", 1)
+    vfr = bool(facts.get("vfr"))
+    retimed = output.with_name(f".{output.name}.video.mkv")
+    joined = output.with_name(f".{output.name}.joined.mkv")
+    times_file = output.with_name(f".{output.name}.timestamps.txt")
     try:
+        if vfr:
+            # a hybrid title: film at 23.976 and video at the field rate, each frame at its real time
+            times_file.write_text(timestamps_v2(frame_times(facts["timed"], factor)))
+            for cmd in retime_commands(list_file, joined, times_file, retimed):
+                media.run(cmd, what=f"{output}: giving the video its frame times")
+            log.info("variable rate: %d sections with real frame times (%s)", len(facts["timed"]),
+                     ", ".join(f"{s['kind']} {s['frames'] * factor} frames" for s in facts["timed"]))
         with atomic_output(output) as tmp:
             cmd = mux_command(
-                list_file, tmp, plan=plan, offsets=offsets,
+                list_file, tmp, plan=plan, offsets=offsets, video=retimed if vfr else None,
                 audio=Path(snakemake.input.audio) if snakemake.input.get("audio") else None,
                 subtitles=Path(snakemake.input.subtitles) if snakemake.input.get("subtitles") else None,
                 chapters=chapters_file if plan["chapters"] else None,
@@ -59,13 +72,13 @@ with reported(log):
                 cmd[at:at] = named
             media.run(cmd, what=f"{output}: muxing")
             frames = media.count_packets(tmp)
-            expected = facts["frame_count"] * snakemake.params.get("factor", 1)
+            expected = facts["frame_count"] * factor
             if frames != expected:
                 raise RemasterError(f"{output}: the master holds {frames} frames, expected {expected} "
                                     f"(the prepared title's {facts['frame_count']} × interpolate.factor)")
     finally:
-        list_file.unlink(missing_ok=True)
-        chapters_file.unlink(missing_ok=True)
+        for scratch in (list_file, chapters_file, retimed, joined, times_file):
+            scratch.unlink(missing_ok=True)
     log.info("track offsets from the source's start: %s", offsets)
     log.info("wrote %s: %d frames at %s fps, %d audio, %d subtitle tracks, %d chapters, title %r", output, frames,
-             facts["fps"], len(plan["audio"]), len(plan["subtitles"]), len(plan["chapters"]), plan["title"])
+             "variable" if vfr else facts["fps"], len(plan["audio"]), len(plan["subtitles"]), len(plan["chapters"]), plan["title"])

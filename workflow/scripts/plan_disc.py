@@ -16,13 +16,18 @@ with reported(log):
                                    for k, v in snakemake.params.frontend.items()})
     title = Path(snakemake.input.title)
     ffmpeg = media.tool("ffmpeg")
-    detected = None
+    detected = pulldown = None
     if frontend.scan == "auto":
         log.info("measuring fields with idet over the title …")
         detected = analyse.detect_scan(title, ffmpeg=ffmpeg)
+    else:
+        # a scan named in the config still needs the pulldown flags honoured (soft telecine)
+        spans = analyse.sample_windows(analyse.duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)
+        pulldown = analyse.pulldown_fraction(title, ffmpeg=ffmpeg, spans=spans) > analyse.PULLDOWN_MIN_FRACTION
     crop_found = analyse.detect_crop(title, ffmpeg=ffmpeg) if frontend.crop in ("auto", "none") else None
     plan = make_plan(probe, frontend, title=title, disc_info=probe.get("disc"), detected=detected,
-                     crop_found=crop_found, scale=snakemake.params.scale or 2, fallback_title=snakemake.params.disc)
+                     crop_found=crop_found, scale=snakemake.params.scale or 2, fallback_title=snakemake.params.disc,
+                     pulldown=pulldown)
     for line in summary(plan):
         log.info("%s", line)
     with atomic_output(Path(snakemake.output.plan)) as tmp:

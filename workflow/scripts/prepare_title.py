@@ -1,6 +1,7 @@
 """Snakemake adapter: make the prepared title (progressive, square pixels, constant rate) once."""
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 from remaster.logs import reported, step_logger
@@ -12,6 +13,9 @@ with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     plan = json.loads(Path(snakemake.input.plan).read_text())
     log.info("filters: %s → %s fps", plan["filters"] or "(none)", plan["fps"])
+    if plan.get("scan") == "hybrid":
+        log.info("hybrid title: film chain %s; video chain %s; %s", plan["cadence"]["film"], plan["cadence"]["video"],
+                 "variable rate" if plan["vfr"] else f"constant {plan['fps']} fps (vfr: false)")
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
                           expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
@@ -24,5 +28,8 @@ with reported(log):
                     facts["repeated_frames"], facts["dropped_frames"])
     log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", facts["frame_count"], facts["fps"], facts["width"],
              facts["height"], facts["seconds"])
+    for section in facts.get("timed", []):
+        log.info("%s: %d frames from %.3f s, %.2f ms apart", section["kind"], section["frames"],
+                 float(Fraction(section["start"])), float(Fraction(section["step"])) * 1000)
     with atomic_output(Path(snakemake.output.facts)) as tmp:
         tmp.write_text(json.dumps(facts, indent=2))

@@ -24,7 +24,9 @@ with reported(log):
         Path(snakemake.output.shard),
         expected_frames=end - start,
         fps=facts["fps"],
-        matrix=yuv_matrix(probe["video"]),
+        # the plan's matrix and range, carried by the prepared title's facts (older facts: the probe's tag)
+        matrix=facts.get("matrix") or yuv_matrix(probe["video"]),
+        in_range=facts.get("color_range", "tv"),
         settings=snakemake.params.settings,
         label=f"shard {snakemake.wildcards.shard}",
         log=log,

@@ -6,6 +6,7 @@ it, so the log can say what was decided, why, and how to change it.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -56,15 +57,36 @@ def _scan(settings: FrontEndSettings, detected: analyse.ScanDecision | None) -> 
 
 def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info: dict | None = None,
               detected: analyse.ScanDecision | None = None, crop_found: tuple[int, int, int, int] | None = None,
-              scale: float = 1, fallback_title: str = "") -> dict:
-    """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries."""
+              scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> dict:
+    """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries.
+
+    `pulldown` says whether the stream has repeat-first-field flags when no `detected` decision holds
+    that fact (a scan named in the config); the flags are honoured whatever the scan.
+    """
     video = probe["video"]
     width, height = int(video["width"]), int(video["height"])
     source_fps = _ratio(settings.fps) if settings.fps != "auto" else _ratio(video["fps"])
     scan, field_order, scan_decision = _scan(settings, detected)
-    decided = analyse.ScanDecision(scan, field_order)
+    if detected is not None and detected.scan == scan:
+        decided = dataclasses.replace(detected, field_order=field_order)
+    else:
+        # pulldown flags are a fact of the stream, honoured whatever scan the config names
+        flags = detected.pulldown if detected is not None else bool(pulldown)
+        decided = analyse.ScanDecision(scan, field_order, pulldown=flags)
     scan_filter, out_fps = analyse.scan_filters(decided, source_fps=source_fps,
                                                 deinterlace_rate=settings.deinterlace_rate)
+    cadence = None
+    if decided.sections:
+        cadence = {
+            "pulldown": decided.pulldown,
+            "sections": [dict(s) for s in decided.sections],
+            "timed": analyse.section_times(decided.sections, source_fps=source_fps,
+                                           deinterlace_rate=settings.deinterlace_rate),
+        }
+        if scan == "hybrid":
+            film_chain, video_chain = analyse.hybrid_chains(decided, deinterlace_rate=settings.deinterlace_rate)
+            cadence |= {"film": film_chain, "video": video_chain}
+    vfr = scan == "hybrid" and settings.vfr
 
     if settings.crop == "none":
         crop = None
@@ -131,6 +153,10 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
     return {
         "scan": scan,
         "field_order": field_order,
+        "pulldown": decided.pulldown,
+        # hybrid titles: True = real per-frame timestamps (cadence.timed), fps is then the nominal rate
+        "vfr": vfr,
+        "cadence": cadence,
         "filters": ",".join(filters),
         "source_fps": f"{source_fps.numerator}/{source_fps.denominator}",
         "fps": f"{out_fps.numerator}/{out_fps.denominator}",
@@ -148,8 +174,11 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
                                      "idet's majority of combed frames" if field_order else "progressive: no fields",
                                      "field_order"),
             "fps": _decision(f"{out_fps.numerator}/{out_fps.denominator}", "config" if settings.fps != "auto" else "auto",
-                             f"stream rate {video['fps']}, scan {scan}, deinterlace_rate {settings.deinterlace_rate}",
-                             "fps"),
+                             f"stream rate {video['fps']}, scan {scan}, deinterlace_rate {settings.deinterlace_rate}"
+                             + (", pulldown flags honoured" if decided.pulldown else "")
+                             + ("; variable rate: film sections at 24000/1001, this rate is the video sections'"
+                                if vfr else "; constant rate: film pictures repeated 3:2" if scan == "hybrid" else ""),
+                             "vfr" if scan == "hybrid" else "fps"),
             "display_aspect": aspect_decision,
             "crop": crop_decision,
             "geometry": _decision([model_w, model_h], "config" if settings.target_height else "auto",
@@ -171,6 +200,9 @@ def summary(plan: dict) -> list[str]:
     for name, decision in plan["decisions"].items():
         lines.append(f"{name}: {decision['value']} [{decision['source']}] because {decision['evidence']}"
                      f" (override: {decision['override']})")
+    if plan.get("cadence"):
+        lines += [f"section {line}" for line in analyse.section_summary(
+            plan["cadence"]["sections"], Fraction(plan["source_fps"]))]
     languages = ", ".join(f"{a['codec']} {a['language'] or 'und'}" for a in plan["audio"]) or "none"
     lines.append(f"audio: {languages}; subtitles: {len(plan['subtitles'])}; chapters: {len(plan['chapters'])};"
                  f" title: {plan['title']!r}")

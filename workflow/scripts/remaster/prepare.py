@@ -49,20 +49,56 @@ def prepare_command(title: Path, plan: dict, out: Path, *, retime: bool = False)
     if retime:
         # the user says the frames are at another rate: retime them, dropping or repeating none
         filters.append(f"setpts=N/({Fraction(fps).numerator}/{Fraction(fps).denominator})/TB")
-    colour = plan["colour"]["in"]
     return media.ffmpeg_args(
         *media.PROBE_ARGS, "-i", media.input_path(title), "-map", "0:v:0", "-vf", ",".join(filters),
-        "-fps_mode", "passthrough" if retime else "cfr", "-r", fps,
-        "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1",
-        "-colorspace", colour["colorspace"], "-color_primaries", colour["color_primaries"],
-        "-color_trc", colour["color_trc"], "-color_range", colour["color_range"],
+        "-fps_mode", "passthrough" if retime else "cfr", "-r", fps, *FFV1, *_colour_args(plan),
         "-an", "-sn", "-dn", "-progress", "pipe:1", "-nostats", "-f", "matroska", str(out),
     )
 
 
+FFV1 = ("-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1")
+
+
+def _colour_args(plan: dict) -> list[str]:
+    colour = plan["colour"]["in"]
+    return ["-colorspace", colour["colorspace"], "-color_primaries", colour["color_primaries"],
+            "-color_trc", colour["color_trc"], "-color_range", colour["color_range"]]
+
+
+def hybrid_commands(title: Path, plan: dict, work: Path, out: Path) -> list[list[str]]:
+    """Two ffmpeg runs for a hybrid title: the film and video sections through their own chains into
+    two lossless files (one decode, two outputs, so neither waits on the other), then the two
+    interleaved by time into the prepared title, numbered at the nominal rate (the real times are
+    the plan's cadence.timed).  With vfr off the interleaved frames go through ``fps`` at the video
+    rate instead: film pictures repeated 3:2, a constant-rate title."""
+    cadence, fps = plan["cadence"], Fraction(plan["fps"])
+    prefix = "repeatfields,copy," if cadence["pulldown"] else ""
+    film, video = work / "film.nut", work / "video.nut"
+    split = (f"[0:v:0]setpts=PTS-STARTPTS,{prefix}split[a][b];[a]{cadence['film']}[film];"
+             f"[b]{cadence['video']}[video]")
+    first = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-filter_complex", split,
+                              "-map", "[film]", "-fps_mode", "passthrough", *FFV1, "-f", "nut", str(film),
+                              "-map", "[video]", "-fps_mode", "passthrough", *FFV1, "-f", "nut", str(video))
+    rate = f"{fps.numerator}/{fps.denominator}"
+    chain = ["interleave"] + ([] if plan["vfr"] else [f"fps={rate}"])
+    chain += [f for f in (plan["filters"],) if f] + [f"setpts=N/({rate})/TB"]
+    # -copyts: ffmpeg would start each input at zero, and the two must share the source's clock
+    second = media.ffmpeg_args("-copyts", "-i", media.input_path(film), "-i", media.input_path(video), "-filter_complex",
+                               f"[0:v][1:v]{','.join(chain)}[v]", "-map", "[v]", "-fps_mode", "passthrough",
+                               *FFV1, *_colour_args(plan), "-f", "matroska", str(out))
+    return [first, second]
+
+
 def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: float, log: logging.Logger,
                   retime: bool = False) -> dict:
-    """Write the prepared title; return its frame count, rate and the frames repeated or dropped to keep sync."""
+    """Write the prepared title; return its frame count, rate and the frames repeated or dropped to keep sync.
+
+    For a variable-rate (hybrid) title the facts also hold ``vfr: true`` and ``timed``: its sections
+    with their frame counts, start times and frame steps (analyse.section_times), whose frames add up
+    to ``frame_count``.
+    """
+    if plan.get("scan") == "hybrid" and plan.get("cadence"):
+        return _prepare_hybrid(title, plan, out_path, log=log)
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
     fps = Fraction(plan["fps"])
@@ -100,4 +136,57 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
         "repeated_frames": repeated,
         "dropped_frames": dropped,
         "seconds": round(time.monotonic() - start, 2),
+        **_colour_facts(plan),
+        "vfr": False,
+    }
+
+
+def _colour_facts(plan: dict) -> dict:
+    """The range and matrix the prepared frames hold: what the upscaler's decoder must read them as."""
+    colour = plan["colour"]["in"]
+    return {"color_range": colour["color_range"],
+            "matrix": "bt709" if colour["colorspace"] == "bt709" else "bt601"}
+
+
+def _prepare_hybrid(title: Path, plan: dict, out_path: Path, *, log: logging.Logger) -> dict:
+    start = time.monotonic()
+    tmp = partial_path(out_path)
+    work = out_path.with_name(f".{out_path.name}.sections")
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.unlink(missing_ok=True)
+        for n, cmd in enumerate(hybrid_commands(title, plan, work, tmp), start=1):
+            log.info("prepare (hybrid) pass %d of 2", n)
+            media.run(cmd, what=f"{title}: preparing the hybrid title (pass {n})")
+    finally:
+        for part in work.glob("*"):
+            part.unlink()
+        work.rmdir()
+    frames = media.count_packets(tmp)
+    fps = Fraction(plan["fps"])
+    timed = plan["cadence"]["timed"]
+    expected = sum(s["frames"] for s in timed)
+    if plan["vfr"] and frames != expected:
+        tmp.unlink(missing_ok=True)
+        raise RemasterError(f"{title}: the hybrid title's sections gave {frames} frames, their timestamps "
+                            f"expect {expected}; set vfr: false for a constant-rate master")
+    tmp.replace(out_path)
+    if plan["vfr"]:
+        last = timed[-1]
+        seconds = float(Fraction(last["start"]) + last["frames"] * Fraction(last["step"]))
+    else:
+        seconds = float(frames / fps)
+    return {
+        "frame_count": frames,
+        "fps": plan["fps"],
+        "width": plan["model_input"][0],
+        "height": plan["model_input"][1],
+        "duration": seconds,
+        "repeated_frames": 0,
+        "dropped_frames": 0,
+        "seconds": round(time.monotonic() - start, 2),
+        **_colour_facts(plan),
+        "vfr": bool(plan["vfr"]),
+        # the real time of every frame: frame k of a section at start + k * step (seconds, fractions)
+        "timed": timed if plan["vfr"] else [],
     }

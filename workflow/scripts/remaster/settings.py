@@ -89,7 +89,7 @@ class InterpolateSettings:
 class FrontEndSettings:
     """Overrides of the front end's decisions; `auto` (None here) lets the probe decide."""
 
-    scan: str = "auto"  # auto | progressive | telecine | interlaced
+    scan: str = "auto"  # auto | progressive | telecine | phase_shifted | interlaced
     field_order: str = "auto"  # auto | tff | bff
     deinterlace_rate: str = "field"  # field (50/59.94 fps) | frame (25/29.97 fps)
     display_aspect: str = "auto"  # auto | "4:3" | "16:9" | any W:H
@@ -99,6 +99,7 @@ class FrontEndSettings:
     crop: str = "none"  # none | auto | W:H:X:Y
     target_height: int | None = None
     title: str | None = None
+    vfr: bool = True  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
 
     def as_dict(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -236,4 +237,5 @@ def frontend_settings(config: dict) -> FrontEndSettings:
         crop=str(config.get("crop", "none")),
         target_height=_auto(config.get("target_height"), int),
         title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
+        vfr=bool(config.get("vfr", True)),
     )

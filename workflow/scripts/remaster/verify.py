@@ -103,6 +103,9 @@ def expectations(probe: dict, plan: dict | None = None, facts: dict | None = Non
     frames = int(facts.get("frame_count") or inline.get("frame_count") or probe["frame_count"])
     fps = Fraction(str(facts.get("fps") or inline.get("fps") or plan.get("fps") or video["fps"]))
     duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
+    if facts.get("vfr"):
+        # a variable-rate master lasts as long as its sections' frame times say (the source's length)
+        duration = float(facts["duration"])
     frames, fps = frames * interpolation_factor, fps * interpolation_factor
     aspect = media.fraction(str(plan.get("display_aspect") or video["dar"]))
     if not aspect:
@@ -236,6 +239,34 @@ def _tracks(kind: str, source: list, master: list, languages: list[str | None]) 
     return checks
 
 
+def _video_times(path: Path) -> list[float]:
+    cmd = [media.tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+           "-of", "csv=p=0", media.input_path(path)]
+    out = media.run(cmd, what=f"{path}: reading packet times").stdout
+    return sorted(float(line.strip().strip(",")) for line in out.splitlines() if line.strip().strip(",") not in ("", "N/A"))
+
+
+# Matroska stores times in milliseconds: a frame may sit up to half a millisecond off, plus rounding
+TIMESTAMP_TOLERANCE = 0.0015
+
+
+def check_timestamps(master: Path, timed: list[dict], factor: int = 1) -> Check:
+    """A variable-rate master: every frame at the time its section gives it (relative to the first frame),
+    the times strictly increasing."""
+    from .analyse import frame_times  # verify stays importable without the analysis constants
+
+    want = [float(t) for t in frame_times(timed, factor)]
+    got = _video_times(master)
+    if len(got) != len(want):
+        return Check("timestamps", False, len(want), len(got),
+                     f"timestamps: the master has {len(got)} video timestamps, its sections give {len(want)}")
+    worst = max((abs((g - got[0]) - (w - want[0])) for g, w in zip(got, want)), default=0.0)
+    rising = all(b > a for a, b in zip(got, got[1:]))
+    return Check("timestamps", worst <= TIMESTAMP_TOLERANCE and rising, "per-section frame times",
+                 round(worst, 6), f"timestamps: a frame is {worst * 1000:.1f} ms from its section's time"
+                 + ("" if rising else ", and the times do not strictly increase"))
+
+
 def check_container(master: Path, probe: dict, expected: Expected, title: Path | None) -> list[Check]:
     """Every property that needs no decoding: duration, audio, languages, subtitles, chapters, aspect."""
     info = media.ffprobe_json(master)
@@ -309,6 +340,8 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
     expected = expectations(probe, plan, facts, retimed=retimed, interpolation_factor=interpolation_factor)
     result = Verification(str(master))
     result.checks = check_container(master, probe, expected, title)
+    if facts and facts.get("vfr"):
+        result.checks.append(check_timestamps(master, facts["timed"], interpolation_factor))
 
     per_shard = shard_frames * interpolation_factor if shard_frames else expected.frames
     bounds = [(name, *shard_bounds(expected.frames, per_shard, k))
