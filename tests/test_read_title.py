@@ -303,10 +303,7 @@ def test_master_of_a_two_episode_disc(episodes, tmp_path, tiny_model):
     only, in sync, with both audio tracks bit for bit, its chapters, and the closed captions."""
     from conftest import snakemake, write_config
 
-    # scan: the idet vote alone calls these small progressive pictures interlaced (issue 13's part B decides
-    # with a second measure); everything else is auto
     write_config(tmp_path, source=str(episodes), output="episode.mkv", models=[str(tiny_model)], shard_frames=100,
-                 scan="progressive",
                  encoder={"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"})
     snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     master = tmp_path / "episode.mkv"
@@ -346,7 +343,6 @@ def test_master_keeps_lpcm_and_every_subtitle_kind(lpcm_subs, tmp_path, tiny_mod
     from conftest import snakemake, write_config
 
     write_config(tmp_path, source=str(lpcm_subs), output="music.mkv", models=[str(tiny_model)], shard_frames=100,
-                 scan="progressive",  # as in test_master_of_a_two_episode_disc
                  encoder={"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"})
     snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     streams = _json(tmp_path / "music.mkv", "-show_streams", "-show_data")["streams"]
