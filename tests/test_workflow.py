@@ -27,7 +27,7 @@ def run(tmp_path_factory, demo_disc, tiny_model):
     """One finished run of the demo-like disc; later tests in this file build on its working folder."""
     workdir = tmp_path_factory.mktemp("work")
     config = dict(source=demo_disc, output="masters/my disc.mkv", models=[str(tiny_model)],
-                  shard_frames=SHARD_FRAMES, encoder=FAST_ENCODER)
+                  shard_frames=SHARD_FRAMES, encoder=FAST_ENCODER, keep_upscaled=True)
     write_config(workdir, **config)
     result = snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
     return workdir, config, result

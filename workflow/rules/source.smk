@@ -1,7 +1,9 @@
 rule concat_vobs:
     """Join VTS_xx_1..N.VOB in play order (never the menu VOB VTS_xx_0)."""
     input:
-        vobs=[str(part) for part in SOURCE.parts],
+        vobs=lambda wildcards: [
+            str(part) for part in MASTERS[wildcards.disc].source.parts
+        ],
     output:
         title=f"{RESULTS}/concat_vobs/title.vob",
     log:
@@ -15,7 +17,7 @@ rule concat_vobs:
 rule probe_source:
     """Streams, frame count and times, geometry, languages, chapters: what every later step relies on."""
     input:
-        title=title_file(),
+        title=title_file,
     output:
         probe=PROBE,
         frames=f"{RESULTS}/probe_source/frames.txt",
@@ -24,8 +26,8 @@ rule probe_source:
     conda:
         ENV
     params:
-        parts=[str(part) for part in SOURCE.parts],
-        source=SETTINGS.source,
+        parts=lambda wildcards: [str(p) for p in MASTERS[wildcards.disc].source.parts],
+        source=per_disc(lambda s: s.source),
     script:
         "../scripts/probe_source.py"
 
@@ -33,7 +35,7 @@ rule probe_source:
 rule extract_audio:
     """Every audio track, stream-copied (never re-encoded), into one Matroska audio file."""
     input:
-        title=title_file(),
+        title=title_file,
     output:
         audio=f"{RESULTS}/extract_audio/audio.mka",
     log:
@@ -47,7 +49,7 @@ rule extract_audio:
 rule plan_disc:
     """The front end's decisions (scan, fields, rate, geometry, crop, colour, languages, chapters), with evidence."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
     output:
         plan=PLAN,
@@ -56,19 +58,20 @@ rule plan_disc:
     conda:
         ENV
     params:
-        frontend=asdict(SETTINGS.frontend),
-        scale=SETTINGS.upscale.scale,
-        source=SETTINGS.source,
-        disc=DISC,
+        frontend=per_disc(lambda s: asdict(s.frontend)),
+        scale=per_disc(lambda s: s.upscale.scale),
+        source=per_disc(lambda s: s.source),
+        disc=lambda wildcards: wildcards.disc,
     script:
         "../scripts/plan_disc.py"
 
 
 checkpoint prepare_title:
-    """The title made progressive, square-pixel and constant-rate, once, losslessly; shards are cut from it."""
+    """The title made progressive, square-pixel and constant-rate, once, losslessly; its shard table is fixed here."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
+        frames=rules.probe_source.output.frames,
         plan=PLAN,
     output:
         prepared=f"{RESULTS}/prepare_title/prepared.mkv",
@@ -81,7 +84,9 @@ checkpoint prepare_title:
         ENV
     threads: 4
     params:
-        retime=SETTINGS.frontend.fps != "auto",
+        retime=per_disc(lambda s: s.frontend.fps != "auto"),
+        # the shard table is written once, here, and read by every later step
+        shard_frames=SHARD_FRAMES,
     script:
         "../scripts/prepare_title.py"
 
@@ -89,7 +94,7 @@ checkpoint prepare_title:
 rule extract_subtitles:
     """Every subtitle stream (DVD VobSub as is), stream-copied into one Matroska file."""
     input:
-        title=title_file(),
+        title=title_file,
     output:
         subtitles=f"{RESULTS}/extract_subtitles/subtitles.mks",
     log:

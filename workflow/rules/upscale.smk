@@ -1,12 +1,19 @@
+def upscaled_output(path):
+    # keep_upscaled false (the default): deleted once its encoded (and interpolated) shard exists
+    return path if KEEP_UPSCALED else temp(path)
+
+
 rule upscale_shard:
     """The model chain over one shard, on the GPU (CPU when there is none); the costly step."""
     input:
         shard=rules.extract_shard.output.shard,
         probe=PROBE,
         facts=PREPARED,
-        models=[str(step.path) for step in SETTINGS.upscale.models],
+        models=model_files,
     output:
-        shard=f"{RESULTS}/upscale_shard/{{shard}}.mkv",
+        shard=upscaled_output(f"{RESULTS}/upscale_shard/{{shard}}.mkv"),
+        # what the job did (frames, seconds, device), for the report; kept when the shard itself is not
+        result=f"{RESULTS}/upscale_shard/{{shard}}.json",
     log:
         f"{LOGS}/upscale_shard/{{shard}}.log",
     benchmark:
@@ -20,9 +27,9 @@ rule upscale_shard:
         runtime=720,
     params:
         # what changes the pixels: a different chain or scale makes every upscaled shard stale
-        chain=SETTINGS.upscale.staleness_key(),
+        chain=per_disc(lambda s: s.upscale.staleness_key()),
         # a dataclass, which Snakemake does not compare: device, batch or tile changes redo nothing
-        settings=SETTINGS.upscale,
-        shard_frames=SETTINGS.shard_frames,
+        # (tests/test_sheet.py pins this)
+        settings=per_disc(lambda s: s.upscale),
     script:
         "../scripts/upscale_shard.py"

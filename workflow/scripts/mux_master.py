@@ -9,7 +9,7 @@ from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
 from remaster.shards import atomic_output
 
-log = step_logger("mux_master", snakemake.log[0])
+log = step_logger("mux_master", snakemake.params.log)
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     plan = json.loads(Path(snakemake.input.plan).read_text())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from remaster.logs import reported, step_logger
 from remaster.prepare import damaged_ranges, prepare_title
-from remaster.shards import atomic_output
+from remaster.records import Prepared
 
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):
@@ -15,7 +15,7 @@ with reported(log):
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
                           expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
-    timestamps = [float(t) for t in Path(snakemake.input.probe).with_name("frames.txt").read_text().split()]
+    timestamps = [float(t) for t in Path(snakemake.input.frames).read_text().split()]
     facts["damaged"] = damaged_ranges(timestamps)
     for start, end in facts["damaged"]:
         log.warning("damaged: %.2f-%.2f s: frames missing from the source, the last good one repeated", start, end)
@@ -24,5 +24,7 @@ with reported(log):
                     facts["repeated_frames"], facts["dropped_frames"])
     log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", facts["frame_count"], facts["fps"], facts["width"],
              facts["height"], facts["seconds"])
-    with atomic_output(Path(snakemake.output.facts)) as tmp:
-        tmp.write_text(json.dumps(facts, indent=2))
+    # the shard table is fixed here, once: every later step reads it from this record
+    record = Prepared.from_facts(facts, int(snakemake.params.shard_frames))
+    record.dump(snakemake.output.facts)
+    log.info("%d shards of at most %d frames", len(record.shards), snakemake.params.shard_frames)
