@@ -43,6 +43,7 @@ localrules:
     all,
     plan,
     preview,
+    preview_title,
 
 
 rule all:
@@ -54,7 +55,7 @@ rule all:
         every_disc(upscaled_shards) if KEEP_UPSCALED else [],
         # each checked against its source (a failed check stops that master), with before/after and report pages
         expand(rules.verify_master.output, disc=DISCS),
-        expand(rules.preview.output, disc=DISCS, n=range(1, PREVIEW_STILLS + 1)),
+        expand(rules.preview_title.output, disc=DISCS, n=range(1, PREVIEW_STILLS + 1)),
         expand(rules.summarize_run.output, disc=DISCS),
         # what each model of each chain is (architecture, scale, precisions), for the report
         expand(rules.check_models.output, disc=DISCS),

@@ -224,9 +224,9 @@ def season_run(tmp_path_factory, season, tiny_model):
         {"source": season, "output": "masters/season1", "title_number": "all", "display_aspect": ""},
         {"source": pal_vob(workdir), "output": "masters/pal.mkv", "title_number": "", "display_aspect": "4:3"},
         {"source": capture_file(workdir), "output": "masters/capture.mkv", "title_number": "",
-         "display_aspect": ""},
+         "display_aspect": "", "scan": "progressive"},
     ])
-    config = dict(discs=str(sheet), models=[str(tiny_model)], shard_frames=10, encoder=FAST_ENCODER,
+    config = dict(discs=str(sheet), models=[str(tiny_model)], shard_frames=16, encoder=FAST_ENCODER,
                   min_title_seconds=0.5)
     write_config(workdir, **config)
     result = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", timeout=1200)
@@ -245,8 +245,13 @@ def test_one_call_makes_four_verified_masters(season_run):
         assert verify["ok"] and all(check["ok"] for check in verify["checks"]), (disc, verify)
     # the trailer (shorter than min_title_seconds) is no master
     assert sorted(p.name for p in (workdir / "masters" / "season1").iterdir()) == ["title_01.mkv", "title_02.mkv"]
-    # every shard of every title was a job of its own: 3 + 3 (episodes of 24 frames) + 2 + 2
-    assert result.stderr.count("rule upscale_shard:") == 10
+    # every shard of every title was a job of its own, as each title's shard table lists them
+    from remaster.records import Prepared
+
+    tables = {disc: Prepared.load(workdir / "results" / disc / "prepare_title" / "prepared.json").shards
+              for disc in MASTERS}
+    assert all(len(shards) >= 2 for shards in tables.values()), tables
+    assert result.stderr.count("rule upscale_shard:") == sum(len(shards) for shards in tables.values())
 
 
 def test_shard_table_and_results_are_records(season_run):
@@ -254,17 +259,17 @@ def test_shard_table_and_results_are_records(season_run):
 
     workdir, _, _ = season_run
     prepared = Prepared.load(workdir / "results/pal/prepare_title/prepared.json")
-    assert [(s.name, s.start, s.end) for s in prepared.shards] == [("0000", 0, 10), ("0001", 10, 20)]
+    assert [(s.name, s.start, s.end) for s in prepared.shards] == [("0000", 0, 16), ("0001", 16, 20)]
     result = ShardResult.load(workdir / "results/pal/upscale_shard/0001.json")
-    assert result.shard == "0001" and result.frames == 10 and result.device == "cpu"
+    assert result.shard == "0001" and result.frames == 4 and result.device == "cpu"
     timings = (workdir / "results/pal/summarize_run/timings.tsv").read_text().splitlines()
-    assert timings[1].split("\t")[:2] == ["0000", "10"] and len(timings) == 3
+    assert timings[2].split("\t")[:2] == ["0001", "4"] and len(timings) == 3
 
 
 def test_upscaled_shards_are_not_kept_by_default(season_run):
     workdir, _, _ = season_run
     assert not list(workdir.glob("results/*/upscale_shard/*.mkv"))
-    assert len(list(workdir.glob("results/*/upscale_shard/*.json"))) == 10
+    assert {p.parts[-3] for p in workdir.glob("results/*/upscale_shard/*.json")} == set(MASTERS)
 
 
 def test_runtime_settings_plan_no_job(season_run):

@@ -3,7 +3,17 @@ PREVIEW_STILLS = 6
 
 
 rule preview:
-    """Before/after stills of a few frames spread over the title: judge the model in minutes, not hours."""
+    """`snakemake preview`: every master's before/after stills, long before its first shard is upscaled."""
+    input:
+        expand(
+            f"results/{{disc}}/preview/still_{{n}}.png",
+            disc=DISCS,
+            n=range(1, PREVIEW_STILLS + 1),
+        ),
+
+
+rule preview_title:
+    """Before/after stills of a few frames spread over one title: judge the model in minutes, not hours."""
     input:
         title=title_file,
         probe=PROBE,

@@ -18,6 +18,8 @@ rule upscale_shard:
         f"{LOGS}/upscale_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/upscale_shard/{{shard}}.tsv"
+    # before any further extract_shard: an extracted shard waits as little as it can (it is SD FFV1)
+    priority: 10
     conda:
         ENV
     threads: 4

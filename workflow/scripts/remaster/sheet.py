@@ -23,8 +23,6 @@ from .source import Source, resolve_source
 
 # keys that belong to the whole run, never to one disc of it
 RUN_KEYS = frozenset({"discs", "train", "shard_frames", "keep_upscaled", "min_title_seconds"})
-# the sheet's own columns besides the config keys
-SHEET_KEYS = frozenset({"source", "output", "title_number"})
 
 
 @dataclass(frozen=True)
@@ -103,15 +101,27 @@ def episodes(titles: list[DiscTitle], min_seconds: float) -> list[DiscTitle]:
     return chosen
 
 
-def _cell(text: str):
-    """A sheet cell as the config value it spells: numbers, booleans and [lists] read as YAML."""
+def _types(spec: dict) -> set[str]:
+    types = {spec["type"]} if isinstance(spec.get("type"), str) else set(spec.get("type") or ())
+    for option in spec.get("oneOf") or ():
+        types |= _types(option)
+    return types
+
+
+def _cell(text: str, spec: dict):
+    """A sheet cell as the config value it spells: numbers, booleans and [lists] read as YAML.
+
+    A key that can only be text stays text (YAML 1.1 would read 4:3 as the number 243).
+    """
+    if _types(spec) == {"string"}:
+        return text
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
-def read_sheet(path: Path, known: set[str]) -> list[tuple[int, dict]]:
+def read_sheet(path: Path, known: dict[str, dict]) -> list[tuple[int, dict]]:
     """The sheet's rows as (line number, {column: value}) with empty cells left out; a bad column stops."""
     path = Path(path)
     if not path.is_file():
@@ -141,7 +151,7 @@ def read_sheet(path: Path, known: set[str]) -> list[tuple[int, dict]]:
         for column, value in zip(columns, values):
             value = str(value).strip()
             if value:
-                row[column] = value if column in ("source", "output") else _cell(value)
+                row[column] = value if column in ("source", "output") else _cell(value, known[column])
         for required in ("source", "output"):
             if required not in row:
                 raise RemasterError(f"discs: {path}: row {line}: column '{required}' is empty")
@@ -178,8 +188,8 @@ def masters(config: dict, schema: dict) -> dict[str, Master]:
         sheet = None
     else:
         sheet = Path(str(config["discs"]))
-        per_disc = set(schema["properties"]) - RUN_KEYS
-        rows = read_sheet(sheet, per_disc | SHEET_KEYS)
+        per_disc = {k: v for k, v in schema["properties"].items() if k not in RUN_KEYS}
+        rows = read_sheet(sheet, per_disc)
     found: dict[str, Master] = {}
     outputs: dict[Path, str] = {}
     for line, row in rows:
