@@ -301,3 +301,30 @@ def test_one_report_with_a_section_per_master(season_run):
     names = zipfile.ZipFile(workdir / "report.zip").namelist()
     for disc in MASTERS:
         assert any(f"/results/{disc}/verify_master/verify.html" in name for name in names), disc
+
+
+@pytest.mark.unit
+def test_ffv1_options_are_one_list():
+    from remaster.ffv1 import ffv1_args
+
+    args = ffv1_args(16)
+    assert dict(zip(args[::2], args[1::2])) == {"-c:v": "ffv1", "-level": "3", "-g": "1", "-slices": "16",
+                                                "-slicecrc": "1"}
+    assert "-slicecrc" not in ffv1_args(4, crc=False)
+
+
+@pytest.mark.unit
+def test_run_disk_need_is_the_whole_sheets(tmp_path):
+    """The pre-flight check adds every master's need; deleting upscaled shards cuts a film's to a fraction."""
+    from remaster.disk import check_run, master_need
+    from remaster.errors import RemasterError
+
+    film = 140_000 / 30  # seconds of a 140,000-frame film
+    kept, default = (master_need(film, 2, 10_000, keep) for keep in (True, False))
+    assert kept.frames == default.frames == 140_001
+    assert default.total < 0.35 * kept.total  # two shards in flight instead of fourteen
+    needs = {f"episode_{n}": master_need(1300, 2, 10_000, False) for n in range(24)}
+    total = check_run(needs, tmp_path, free=10**15)
+    assert total == sum(need.total for need in needs.values())
+    with pytest.raises(RemasterError, match=r"the run needs about \d+\.\d GB \(24 masters, .* GB are free"):
+        check_run(needs, tmp_path / "results", free=total - 1)

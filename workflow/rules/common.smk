@@ -14,7 +14,8 @@ from snakemake.iocontainers import Wildcards
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from remaster import preflight
+from remaster import disk as remaster_disk
+from remaster import media, preflight
 from remaster import sheet as remaster_sheet
 from remaster.errors import RemasterError
 from remaster.records import Prepared, read_json
@@ -193,22 +194,20 @@ def check_models_at_start():
     preflight.record_lock_owner(getattr(workflow.persistence, "_lockfile", {}).values())
     # a model this workflow is about to train (snakemake train) is checked once it exists
     trained = Path(str((config.get("train") or {}).get("output", "")))
-    checked = set()
-    for master in MASTERS.values():
+    checked = {}
+    needs = {}
+    for disc, master in MASTERS.items():
         upscale = master.settings.upscale
         key = (upscale.models, upscale.scale, upscale.precision, upscale.tile)
-        if key in checked:
-            continue
-        checked.add(key)
         steps = [s for s in upscale.models if s.path.exists() or s.path != trained]
         try:
-            if len(steps) == len(upscale.models):
-                check_chain(
+            if key not in checked and len(steps) == len(upscale.models):
+                checked[key] = check_chain(
                     steps,
                     scale=upscale.scale,
                     precision=upscale.precision,
                     tile=upscale.tile,
-                )
+                )["scale"]
             if master.settings.interpolate.enabled:
                 from remaster.rife import load_ifnet
 
@@ -217,3 +216,22 @@ def check_models_at_start():
             preflight.fail(
                 f"{master.output}: {error}" if len(MASTERS) > 1 else str(error)
             )
+        frontend = master.settings.frontend
+        needs[disc] = remaster_disk.master_need(
+            remaster_disk.source_seconds(master.source.parts, media.tool("ffprobe")),
+            # a chain about to be trained: its scale is not known yet, ×4 is the most a DVD gets
+            checked.get(key) or upscale.scale or 4,
+            SHARD_FRAMES,
+            KEEP_UPSCALED,
+            field_rate=frontend.scan == "interlaced"
+            and frontend.deinterlace_rate == "field",
+        )
+    # the whole run's need against the free space, before the first job (each shard checks again)
+    try:
+        total = remaster_disk.check_run(needs, Path("results"))
+    except RemasterError as error:
+        preflight.fail(str(error))
+    logger.info(
+        f"disk: the run needs about {total / 1e9:.1f} GB for {len(needs)} master(s) "
+        f"(keep_upscaled: {str(KEEP_UPSCALED).lower()})"
+    )

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from . import media
 from .engine import Progress, _duration, _read_into
 from .errors import RemasterError
+from .ffv1 import ffv1_args
 from .settings import InterpolateSettings
 from .shards import partial_path
 
@@ -153,7 +154,7 @@ def encoder_command(path: Path, width: int, height: int, fps: str, threads: int 
     thread_args = ["-threads", str(threads)] if threads else []
     return media.ffmpeg_args(
         "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
+        *ffv1_args(16),
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
         *thread_args, "-f", "matroska", str(path),
     )
