@@ -51,6 +51,9 @@ rule all:
     input:
         # one master per row of the sheet (per title with title_number: all), each at the user's path
         [str(master.output) for master in MASTERS.values()],
+        # every encoded shard (small: the delivery codec): a deleted one is redone, with its upscale when
+        # the upscaled shard is gone, and the mux of its master, nothing else
+        every_disc(encoded_shards),
         # kept only with keep_upscaled: true (GPU-hours each; ~8 GB per 10,000 HD frames)
         every_disc(upscaled_shards) if KEEP_UPSCALED else [],
         # each checked against its source (a failed check stops that master), with before/after and report pages
