@@ -1,6 +1,6 @@
 """Config loading and input functions; no rules here, and nothing heavy (this runs in every job).
 
-Every rule works on one master, the `{disc}` wildcard: a row of the `discs:` sheet (one per title with
+Every step works on one master, the `{disc}` wildcard: a row of the `discs:` sheet (one per title with
 `title_number: all`), or the single `source`/`output` of a plain config (a sheet of one). Per-master values
 come from MASTERS[wildcards.disc]; nothing below is a parse-time value of one disc.
 """
@@ -179,6 +179,18 @@ def every_disc(function):
     return lambda wildcards: [
         path for disc in DISCS for path in function(Wildcards(fromdict={"disc": disc}))
     ]
+
+
+def upscaled_output(path):
+    # keep_upscaled false (the default): deleted once its encoded (and interpolated) shard exists
+    return path if KEEP_UPSCALED else temp(path)
+
+
+def shard_to_encode(wildcards):
+    """The interpolated shard when interpolate.factor > 1, else the upscaled one."""
+    if settings(wildcards).interpolate.enabled:
+        return f"results/{wildcards.disc}/interpolate_shard/{wildcards.shard}.mkv"
+    return f"results/{wildcards.disc}/upscale_shard/{wildcards.shard}.mkv"
 
 
 def check_models_at_start():

@@ -1,10 +1,3 @@
-def shard_to_encode(wildcards):
-    """The interpolated shard when interpolate.factor > 1, else the upscaled one."""
-    if settings(wildcards).interpolate.enabled:
-        return f"results/{wildcards.disc}/interpolate_shard/{wildcards.shard}.mkv"
-    return f"results/{wildcards.disc}/upscale_shard/{wildcards.shard}.mkv"
-
-
 rule encode_shard:
     """One upscaled shard in the delivery codec; shards join later by stream copy."""
     input:

@@ -5,6 +5,9 @@ rule mux_master:
     output:
         # the user's own path (one of the sheet's outputs); DISC_OF names its disc
         master="{master}",
+    log:
+        # by the master's path (a log may only use the output's wildcards); also in logs/<disc>/mux_master.log
+        "logs/masters/{master}.log",
     conda:
         ENV
     params:

@@ -1,8 +1,3 @@
-def upscaled_output(path):
-    # keep_upscaled false (the default): deleted once its encoded (and interpolated) shard exists
-    return path if KEEP_UPSCALED else temp(path)
-
-
 rule upscale_shard:
     """The model chain over one shard, on the GPU (CPU when there is none); the costly step."""
     input:
