@@ -294,13 +294,19 @@ def test_removed_episode_shard_redoes_only_that_shard_and_master(season_run):
 
 
 def test_one_report_with_a_section_per_master(season_run):
-    workdir, _, _ = season_run
-    snakemake(workdir, "--report", "report.zip")
+    import re
     import zipfile
 
-    names = zipfile.ZipFile(workdir / "report.zip").namelist()
-    for disc in MASTERS:
-        assert any(f"/results/{disc}/verify_master/verify.html" in name for name in names), disc
+    workdir, _, _ = season_run
+    snakemake(workdir, "--report", "report.zip")
+    archive = zipfile.ZipFile(workdir / "report.zip")
+    page = archive.read(next(n for n in archive.namelist() if n.endswith("/report.html"))).decode()
+    # the report's table of contents: category (the master's disc) → subcategory → files
+    categories = json.loads(re.search(r"var categories = (\{.*?\});", page, re.S).group(1))
+    assert set(categories) == set(MASTERS)
+    for disc, sections in categories.items():
+        assert set(sections) == {"1. Source", "2. Preview", "3. Verification", "4. Run"}, (disc, sections)
+        assert f"results/{disc}/verify_master/verify.html" in sections["3. Verification"]
 
 
 @pytest.mark.unit
