@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -294,7 +295,6 @@ def test_removed_episode_shard_redoes_only_that_shard_and_master(season_run):
 
 
 def test_one_report_with_a_section_per_master(season_run):
-    import re
     import zipfile
 
     workdir, _, _ = season_run
@@ -307,6 +307,23 @@ def test_one_report_with_a_section_per_master(season_run):
     for disc, sections in categories.items():
         assert set(sections) == {"1. Source", "2. Preview", "3. Verification", "4. Run"}, (disc, sections)
         assert f"results/{disc}/verify_master/verify.html" in sections["3. Verification"]
+
+
+def test_a_failing_title_fails_alone(tmp_path, demo_disc, tiny_model):
+    """A disc that cannot be read fails its own jobs; the sheet's other master is made, the run names the bad one."""
+    broken = tmp_path / "broken.vob"
+    broken.write_bytes(b"\x00\x00\x01\xba" + b"\xff" * 4096)  # a pack header and nothing readable
+    sheet = write_sheet(tmp_path / "discs.tsv", [{"source": demo_disc, "output": "good.mkv"},
+                                                 {"source": broken, "output": "broken.mkv"}])
+    write_config(tmp_path, discs=str(sheet), models=[str(tiny_model)], shard_frames=100, encoder=FAST_ENCODER)
+    result = snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1", check=False)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (tmp_path / "good.mkv").is_file() and not (tmp_path / "broken.mkv").exists()
+    assert json.loads((tmp_path / "results/good/verify_master/verify.json").read_text())["ok"]
+    # Snakemake's error block of the failed job names its files, all under the broken disc's folders
+    failed = text[text.index("Error in rule"):].split("Logfile", 1)[0]
+    assert re.search(r"output: results/broken/", failed) and "/good/" not in failed, failed[:3000]
 
 
 @pytest.mark.unit
