@@ -153,9 +153,10 @@ def encoder_command(path: Path, width: int, height: int, fps: str, threads: int 
     """ffmpeg storing raw yuv420p10le frames losslessly (FFV1, like the upscaled shards) at `fps`."""
     thread_args = ["-threads", str(threads)] if threads else []
     return media.ffmpeg_args(
-        "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        *ffv1_args(16),
+        # the tags describe the input: as output options FFmpeg ≥ 7 would convert untagged frames to them
+        "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps,
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
+        "-i", "pipe:0", *ffv1_args(16),
         *thread_args, "-f", "matroska", str(path),
     )
 
