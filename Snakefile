@@ -1,4 +1,4 @@
-"""remaster: a disc (VIDEO_TS, VOBs or any video file) becomes an upscaled HD master.
+"""remaster: discs (VIDEO_TS, VOBs or any video file) become upscaled HD masters, a whole sheet in one run.
 
 Run:     snakemake --cores all --resources gpu=1
 Preview: snakemake -n
@@ -43,23 +43,28 @@ localrules:
     all,
     plan,
     preview,
+    preview_title,
 
 
 rule all:
     default_target: True
     input:
-        MASTER,
-        # the upscaled shards are kept (GPU-hours each): a deleted one is redone, and all after it
-        upscaled_shards,
-        # checked against the source (a failed check stops the run), with its before/after and report pages
-        rules.verify_master.output,
-        rules.preview.output,
-        rules.summarize_run.output,
-        # what each model of the chain is (architecture, scale, precisions), for the report
-        rules.check_models.output,
+        # one master per row of the sheet (per title with title_number: all), each at the user's path
+        [str(master.output) for master in MASTERS.values()],
+        # every encoded shard (small: the delivery codec): a deleted one is redone, with its upscale when
+        # the upscaled shard is gone, and the mux of its master, nothing else
+        every_disc(encoded_shards),
+        # kept only with keep_upscaled: true (GPU-hours each; ~8 GB per 10,000 HD frames)
+        every_disc(upscaled_shards) if KEEP_UPSCALED else [],
+        # each checked against its source (a failed check stops that master), with before/after and report pages
+        expand(rules.verify_master.output, disc=DISCS),
+        expand(rules.preview_title.output, disc=DISCS, n=range(1, PREVIEW_STILLS + 1)),
+        expand(rules.summarize_run.output, disc=DISCS),
+        # what each model of each chain is (architecture, scale, precisions), for the report
+        expand(rules.check_models.output, disc=DISCS),
 
 
 rule plan:
-    """Probe, decide and prepare the title: afterwards `snakemake -n` shows every shard of the run."""
+    """Probe, decide and prepare every title: afterwards `snakemake -n` shows every shard of the run."""
     input:
-        PREPARED,
+        expand(PREPARED, disc=DISCS),

@@ -44,9 +44,9 @@ def previewed(tmp_path_factory, demo_disc, tiny_model):
 def test_preview_needs_no_upscaled_shard(previewed):
     _, preview, _, full, _ = previewed
     ran = ran_rules(preview)
-    assert "preview" in ran
+    assert "preview_title" in ran
     assert not ran & {"prepare_title", "extract_shard", "upscale_shard", "encode_shard", "mux_master"}
-    assert "preview" not in ran_rules(full)  # the full run reuses it
+    assert "preview_title" not in ran_rules(full)  # the full run reuses it
 
 
 def test_preview_is_done_well_before_the_full_run(previewed):

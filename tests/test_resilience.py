@@ -90,8 +90,9 @@ def test_awkward_output_and_source_paths(reference):
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory, demo_disc, slow_model):
     workdir = tmp_path_factory.mktemp("killed")
+    # upscaled shards kept (keep_upscaled), so that a killed encode or mux must not redo any of them
     write_config(workdir, source=demo_disc, output="film.mkv", models=[str(slow_model)], shard_frames=SHARD_FRAMES,
-                 encoder=FAST_ENCODER)
+                 encoder=FAST_ENCODER, keep_upscaled=True)
     return workdir
 
 

@@ -41,7 +41,7 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path):
 
 def test_title_vobs_are_in_play_order_without_the_menu(demo_disc):
     source = resolve_source(str(demo_disc))
-    assert [p.name for p in source.parts] == ["VTS_01_1.VOB", "VTS_01_2.VOB"] and source.needs_concat
+    assert [p.name for p in source.parts] == ["VTS_01_1.VOB", "VTS_01_2.VOB"] and source.needs_reading
     assert resolve_source(str(demo_disc.parent)).parts == source.parts  # the folder holding VIDEO_TS works too
 
 

@@ -1,48 +1,63 @@
-"""Config loading and input functions; no rules here, and nothing heavy (this runs in every job)."""
+"""Config loading and input functions; no rules here, and nothing heavy (this runs in every job).
 
-import json
+Every step works on one master, the `{disc}` wildcard: a row of the `discs:` sheet (one per title with
+`title_number: all`), or the single `source`/`output` of a plain config (a sheet of one). Per-master values
+come from MASTERS[wildcards.disc]; nothing below is a parse-time value of one disc.
+"""
+
+import re
 from dataclasses import asdict
-from functools import lru_cache
 from pathlib import Path
 
+import yaml
+from snakemake.iocontainers import Wildcards
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from remaster import preflight
-from remaster import settings as remaster_settings
+from remaster import disk as remaster_disk
+from remaster import media, preflight
+from remaster import sheet as remaster_sheet
 from remaster.errors import RemasterError
-from remaster.shards import shard_names
-from remaster.source import resolve_source
+from remaster.records import Prepared, read_json
+
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+
+# no disc named at all: the demo's own config (its values never reach a config that names a disc)
+if "source" not in config and "discs" not in config:
+    demo = yaml.safe_load((Path(workflow.basedir) / "config/demo.yaml").read_text())
+    config.update({**demo, **config})
 
 # every mistake in the config or the machine is one line (preflight.fail), never a traceback
 try:
-    preflight.check_config_keys(
-        config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-    )
+    preflight.check_config_keys(config, SCHEMA)
 except RemasterError as error:
     preflight.fail(str(error))
 
+# fills in the schema's defaults: they live there and nowhere else
 validate(config, "../schemas/config.schema.yaml")
 
 try:
-    SETTINGS = remaster_settings.from_config(config)
-    SOURCE = resolve_source(SETTINGS.source)
-    preflight.check_output(SETTINGS.output)
-    FFMPEG = preflight.check_tools(SOURCE.kind)
+    MASTERS = remaster_sheet.masters(config, yaml.safe_load(SCHEMA.read_text()))
+    for _master in MASTERS.values():
+        preflight.check_output(_master.output)
+    # the ffmpeg in use, refused when it cannot read a source of the run (a VIDEO_TS folder needs dvdvideo)
+    FFMPEG = preflight.check_tools({m.source.kind for m in MASTERS.values()})
 except RemasterError as error:
     preflight.fail(str(error))
-
 logger.info(f"ffmpeg: {FFMPEG}")
 
 # a run killed by SIGKILL or a power loss leaves Snakemake's lock: remove it when its process is gone
 for stale in preflight.clear_stale_locks():
     logger.warning(f"removed the lock of a killed run: {stale}")
 
-DISC = SETTINGS.disc
-RESULTS = f"results/{DISC}"
-LOGS = f"logs/{DISC}"
-BENCHMARKS = f"benchmarks/{DISC}"
-MASTER = str(SETTINGS.output)
+DISCS = list(MASTERS)
+# the master's file is the user's path; its rule matches exactly these paths and maps them back to a disc
+DISC_OF = {str(m.output): disc for disc, m in MASTERS.items()}
+SHARD_FRAMES = int(config["shard_frames"])
+KEEP_UPSCALED = bool(config["keep_upscaled"])
+RESULTS = "results/{disc}"
+LOGS = "logs/{disc}"
+BENCHMARKS = "benchmarks/{disc}"
 ENV = "../envs/remaster.yaml"
 PROBE = f"{RESULTS}/probe_source/probe.json"
 PLAN = f"{RESULTS}/plan_disc/plan.json"
@@ -51,68 +66,137 @@ PREPARED = f"{RESULTS}/prepare_title/prepared.json"
 
 wildcard_constraints:
     shard=r"\d{4}",
+    disc="|".join(re.escape(d) for d in DISCS),
+    master="|".join(re.escape(path) for path in DISC_OF),
 
 
-def title_file(wildcards=None):
-    """The file the rest of the workflow reads: the DVD title as read_title wrote it, or the user's file as is."""
-    if SOURCE.needs_reading:
-        return f"{RESULTS}/read_title/{SOURCE.title_name}"
-    return str(SOURCE.parts[0])
+def settings(wildcards):
+    """The settings of the wildcards' master."""
+    return MASTERS[wildcards.disc].settings
 
 
-@lru_cache
-def _read_probe(path):
-    with open(path) as handle:
-        return json.load(handle)
+def per_disc(getter):
+    """A params function: `getter` applied to the master's settings (evaluated per job, compared per disc)."""
+    return lambda wildcards: getter(MASTERS[wildcards.disc].settings)
 
 
-def prepared_data():
-    """The prepared title's facts (frame count, rate), once the prepare_title checkpoint has run."""
-    return _read_probe(checkpoints.prepare_title.get().output.facts)
+def model_files(wildcards):
+    return [str(step.path) for step in settings(wildcards).upscale.models]
 
 
-def probe_data():
-    """The probe's JSON; it exists whenever the prepare_title checkpoint has run."""
-    checkpoints.prepare_title.get()
-    return _read_probe(PROBE)
+def title_file(wildcards):
+    """The file the rest of the workflow reads: the DVD title as read_title wrote it, the joined VOBs, or the
+    user's single file as is."""
+    source = MASTERS[wildcards.disc].source
+    if source.kind == "video_ts":
+        return f"results/{wildcards.disc}/read_title/title.mkv"
+    if source.needs_reading:
+        return f"results/{wildcards.disc}/join_vobs/title.vob"
+    return str(source.parts[0])
 
 
-def shards(wildcards=None):
-    return shard_names(prepared_data()["frame_count"], SETTINGS.shard_frames)
+def prepared(wildcards) -> Prepared:
+    """The prepared title's record (frames, rate, shard table), once its prepare_title checkpoint has run."""
+    return Prepared.load(
+        checkpoints.prepare_title.get(disc=wildcards.disc).output.facts
+    )
+
+
+def probe_data(wildcards):
+    """The probe's JSON; it exists whenever the title's prepare_title checkpoint has run."""
+    checkpoints.prepare_title.get(disc=wildcards.disc)
+    return read_json(PROBE.format(disc=wildcards.disc))
+
+
+def shards(wildcards):
+    return [shard.name for shard in prepared(wildcards).shards]
 
 
 def upscaled_shards(wildcards):
-    return expand(f"{RESULTS}/upscale_shard/{{shard}}.mkv", shard=shards())
+    return expand(
+        f"results/{wildcards.disc}/upscale_shard/{{shard}}.mkv", shard=shards(wildcards)
+    )
+
+
+def shard_results(wildcards):
+    """Every upscale job's ShardResult JSON, written beside its shard; the report reads these."""
+    return expand(
+        f"results/{wildcards.disc}/upscale_shard/{{shard}}.json",
+        shard=shards(wildcards),
+    )
 
 
 def following_upscaled_shard(wildcards):
     """The next shard's upscaled file, whose first frame closes a shard's last interpolated pair; none after the last."""
-    names = shards()
+    names = shards(wildcards)
     index = names.index(wildcards.shard)
     return (
-        f"{RESULTS}/upscale_shard/{names[index + 1]}.mkv"
+        f"results/{wildcards.disc}/upscale_shard/{names[index + 1]}.mkv"
         if index + 1 < len(names)
         else []
     )
 
 
 def encoded_shards(wildcards):
-    return expand(f"{RESULTS}/encode_shard/{{shard}}.mkv", shard=shards())
+    return expand(
+        f"results/{wildcards.disc}/encode_shard/{{shard}}.mkv", shard=shards(wildcards)
+    )
 
 
 def audio_tracks(wildcards):
     """The copied audio tracks, when the title has any."""
-    return f"{RESULTS}/extract_audio/audio.mka" if probe_data()["audio"] else []
+    return (
+        f"results/{wildcards.disc}/extract_audio/audio.mka"
+        if probe_data(wildcards)["audio"]
+        else []
+    )
 
 
 def subtitle_tracks(wildcards):
     """The copied subtitle streams and closed captions, when the title has any."""
-    probe = probe_data()
+    probe = probe_data(wildcards)
     return (
-        f"{RESULTS}/extract_subtitles/subtitles.mks"
+        f"results/{wildcards.disc}/extract_subtitles/subtitles.mks"
         if probe["subtitles"] or probe["video"].get("closed_captions")
         else []
     )
+
+
+def master_file(wildcards):
+    return str(MASTERS[wildcards.disc].output)
+
+
+def mux_inputs(wildcards):
+    """The mux's inputs for the master at path `{master}`: its disc's encoded shards, tracks and records."""
+    named = Wildcards(fromdict={"disc": DISC_OF[wildcards.master]})
+    disc = named.disc
+    return {
+        "shards": encoded_shards(named),
+        "audio": audio_tracks(named),
+        "subtitles": subtitle_tracks(named),
+        "probe": PROBE.format(disc=disc),
+        "plan": PLAN.format(disc=disc),
+        "facts": PREPARED.format(disc=disc),
+    }
+
+
+def every_disc(function):
+    """An input function of `all`: `function` over every master of the run."""
+    return lambda wildcards: [
+        path for disc in DISCS for path in function(Wildcards(fromdict={"disc": disc}))
+    ]
+
+
+def upscaled_output(path):
+    # keep_upscaled false (the default): deleted once its encoded (and interpolated) shard exists
+    return path if KEEP_UPSCALED else temp(path)
+
+
+def shard_to_encode(wildcards):
+    """The interpolated shard when interpolate.factor > 1, else the upscaled one."""
+    if settings(wildcards).interpolate.enabled:
+        return f"results/{wildcards.disc}/interpolate_shard/{wildcards.shard}.mkv"
+    return f"results/{wildcards.disc}/upscale_shard/{wildcards.shard}.mkv"
 
 
 def check_models_at_start():
@@ -126,21 +210,46 @@ def check_models_at_start():
 
     # who holds this run's locks, so that the next run can tell a killed run's lock from a live one
     preflight.record_lock_owner(getattr(workflow.persistence, "_lockfile", {}).values())
-    upscale = SETTINGS.upscale
     # a model this workflow is about to train (snakemake train) is checked once it exists
     trained = Path(str((config.get("train") or {}).get("output", "")))
-    steps = [s for s in upscale.models if s.path.exists() or s.path != trained]
-    try:
-        if len(steps) == len(upscale.models):
-            check_chain(
-                steps,
-                scale=upscale.scale,
-                precision=upscale.precision,
-                tile=upscale.tile,
-            )
-        if SETTINGS.interpolate.enabled:
-            from remaster.rife import load_ifnet
+    checked = {}
+    needs = {}
+    for disc, master in MASTERS.items():
+        upscale = master.settings.upscale
+        key = (upscale.models, upscale.scale, upscale.precision, upscale.tile)
+        steps = [s for s in upscale.models if s.path.exists() or s.path != trained]
+        try:
+            if key not in checked and len(steps) == len(upscale.models):
+                checked[key] = check_chain(
+                    steps,
+                    scale=upscale.scale,
+                    precision=upscale.precision,
+                    tile=upscale.tile,
+                )["scale"]
+            if master.settings.interpolate.enabled:
+                from remaster.rife import load_ifnet
 
-            load_ifnet(SETTINGS.interpolate.model)
+                load_ifnet(master.settings.interpolate.model)
+        except RemasterError as error:
+            preflight.fail(
+                f"{master.output}: {error}" if len(MASTERS) > 1 else str(error)
+            )
+        frontend = master.settings.frontend
+        needs[disc] = remaster_disk.master_need(
+            remaster_disk.source_seconds(master.source.parts, media.tool("ffprobe")),
+            # a chain about to be trained: its scale is not known yet, ×4 is the most a DVD gets
+            checked.get(key) or upscale.scale or 4,
+            SHARD_FRAMES,
+            KEEP_UPSCALED,
+            field_rate=frontend.scan == "interlaced"
+            and frontend.deinterlace_rate == "field",
+        )
+    # the whole run's need against the free space, before the first job (each shard checks again)
+    try:
+        total = remaster_disk.check_run(needs, Path("results"))
     except RemasterError as error:
         preflight.fail(str(error))
+    logger.info(
+        f"disk: the run needs about {total / 1e9:.1f} GB for {len(needs)} master(s) "
+        f"(keep_upscaled: {str(KEEP_UPSCALED).lower()})"
+    )

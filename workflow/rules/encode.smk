@@ -1,12 +1,7 @@
 rule encode_shard:
     """One upscaled shard in the delivery codec; shards join later by stream copy."""
     input:
-        # the interpolated shard when interpolate.factor > 1, else the upscaled one
-        shard=branch(
-            SETTINGS.interpolate.enabled,
-            then=rules.interpolate_shard.output.shard,
-            otherwise=rules.upscale_shard.output.shard,
-        ),
+        shard=shard_to_encode,
         plan=PLAN,
     output:
         video=ensure(f"{RESULTS}/encode_shard/{{shard}}.mkv", non_empty=True),
@@ -14,6 +9,8 @@ rule encode_shard:
         f"{LOGS}/encode_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/encode_shard/{{shard}}.tsv"
+    # first of all ready jobs: its upscaled shard (HD FFV1, temp by default) is deleted once it is done
+    priority: 20
     conda:
         ENV
     threads: 2
@@ -21,7 +18,8 @@ rule encode_shard:
         mem_mb=4000,
         runtime=240,
     params:
-        # a plain dict, which Snakemake compares between runs: a change re-encodes (and never re-upscales)
-        encoder=asdict(SETTINGS.encoder),
+        # a plain dict, which Snakemake compares between runs: a change re-encodes (and re-upscales only
+        # when keep_upscaled is false and the upscaled shard is gone)
+        encoder=per_disc(lambda s: asdict(s.encoder)),
     script:
         "../scripts/encode_shard.py"

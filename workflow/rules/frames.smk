@@ -1,5 +1,5 @@
 rule extract_shard:
-    """Frames [start, end) of the prepared title, cut by stream copy, ready for the models."""
+    """Frames [start, end) of the prepared title (from its shard table), cut by stream copy, ready for the models."""
     input:
         prepared=rules.prepare_title.output.prepared,
         facts=PREPARED,
@@ -9,7 +9,5 @@ rule extract_shard:
         f"{LOGS}/extract_shard/{{shard}}.log",
     conda:
         ENV
-    params:
-        shard_frames=SETTINGS.shard_frames,
     script:
         "../scripts/extract_shard.py"

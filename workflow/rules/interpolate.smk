@@ -4,7 +4,11 @@ rule interpolate_shard:
         shard=rules.upscale_shard.output.shard,
         following=following_upscaled_shard,
         facts=PREPARED,
-        model=[str(SETTINGS.interpolate.model)] if SETTINGS.interpolate.enabled else [],
+        model=lambda wildcards: (
+            [str(settings(wildcards).interpolate.model)]
+            if settings(wildcards).interpolate.enabled
+            else []
+        ),
     output:
         shard=f"{RESULTS}/interpolate_shard/{{shard}}.mkv",
     log:
@@ -20,9 +24,8 @@ rule interpolate_shard:
         runtime=720,
     params:
         # what changes the frames (factor, model, thresholds): a change redoes every interpolated shard
-        interpolation=SETTINGS.interpolate.staleness_key(),
+        interpolation=per_disc(lambda s: s.interpolate.staleness_key()),
         # a dataclass, which Snakemake does not compare: device, precision or batch changes redo nothing
-        settings=SETTINGS.interpolate,
-        shard_frames=SETTINGS.shard_frames,
+        settings=per_disc(lambda s: s.interpolate),
     script:
         "../scripts/interpolate_shard.py"

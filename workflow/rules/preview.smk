@@ -3,26 +3,40 @@ PREVIEW_STILLS = 6
 
 
 rule preview:
-    """Before/after stills of a few frames spread over the title: judge the model in minutes, not hours."""
+    """`snakemake preview`: every master's before/after stills, long before its first shard is upscaled."""
     input:
-        title=title_file(),
+        expand(
+            f"results/{{disc}}/preview/still_{{n}}.png",
+            disc=DISCS,
+            n=range(1, PREVIEW_STILLS + 1),
+        ),
+
+
+rule preview_title:
+    """Before/after stills of a few frames spread over one title: judge the model in minutes, not hours."""
+    input:
+        title=title_file,
         probe=PROBE,
         frames=rules.probe_source.output.frames,
         plan=PLAN,
-        models=[str(step.path) for step in SETTINGS.upscale.models],
+        models=model_files,
     output:
         stills=report(
             expand(
-                f"{RESULTS}/preview/still_{{n}}.png", n=range(1, PREVIEW_STILLS + 1)
+                f"{RESULTS}/preview/still_{{n}}.png",
+                n=range(1, PREVIEW_STILLS + 1),
+                allow_missing=True,
             ),
             caption="../report/preview.rst",
-            category="2. Preview",
+            category="{disc}",
+            subcategory="2. Preview",
             labels={"figure": "before | after"},
         ),
         flip=report(
             f"{RESULTS}/preview/flip.png",
             caption="../report/flip.rst",
-            category="2. Preview",
+            category="{disc}",
+            subcategory="2. Preview",
             labels={"figure": "flip (animated)"},
         ),
         frames=f"{RESULTS}/preview/frames.json",
@@ -37,7 +51,7 @@ rule preview:
         runtime=30,
     params:
         # like upscale_shard: a different chain or scale redoes the preview, device or tile do not
-        chain=SETTINGS.upscale.staleness_key(),
-        settings=SETTINGS.upscale,
+        chain=per_disc(lambda s: s.upscale.staleness_key()),
+        settings=per_disc(lambda s: s.upscale),
     script:
         "../scripts/preview.py"

@@ -4,27 +4,30 @@ rule summarize_run:
         probe=PROBE,
         plan=PLAN,
         facts=PREPARED,
-        master=MASTER,
+        master=master_file,
         verify=rules.verify_master.output.verify,
-        upscaled=upscaled_shards,
+        results=shard_results,
     output:
         probe=report(
             f"{RESULTS}/summarize_run/probe.html",
             caption="../report/probe.rst",
-            category="1. Source",
+            category="{disc}",
+            subcategory="1. Source",
             labels={"page": "probe"},
         ),
         timings=report(
             f"{RESULTS}/summarize_run/timings.html",
             caption="../report/timings.rst",
-            category="4. Run",
+            category="{disc}",
+            subcategory="4. Run",
             labels={"page": "timings"},
         ),
         timings_tsv=f"{RESULTS}/summarize_run/timings.tsv",
         disk=report(
             f"{RESULTS}/summarize_run/disk.html",
             caption="../report/disk.rst",
-            category="4. Run",
+            category="{disc}",
+            subcategory="4. Run",
             labels={"page": "disk"},
         ),
         disk_tsv=f"{RESULTS}/summarize_run/disk.tsv",
@@ -33,11 +36,12 @@ rule summarize_run:
     conda:
         ENV
     params:
-        disc=DISC,
-        shard_frames=SETTINGS.shard_frames,
-        models=[str(step.path) for step in SETTINGS.upscale.models],
-        scale=SETTINGS.upscale.scale,
-        logs=LOGS,
-        benchmarks=BENCHMARKS,
+        disc=lambda wildcards: wildcards.disc,
+        shard_frames=SHARD_FRAMES,
+        models=model_files,
+        scale=per_disc(lambda s: s.upscale.scale),
+        results=lambda wildcards: f"results/{wildcards.disc}",
+        logs=lambda wildcards: f"logs/{wildcards.disc}",
+        benchmarks=lambda wildcards: f"benchmarks/{wildcards.disc}",
     script:
         "../scripts/summarize_run.py"

@@ -1,25 +1,38 @@
 rule read_title:
-    """One DVD title as a player plays it (its PGC's cells, one angle; dvdvideo), or the VOB files joined."""
+    """One DVD title as a player plays it: its PGC's cells, one angle (FFmpeg's dvdvideo), stream-copied."""
     input:
-        vobs=[str(part) for part in SOURCE.parts],
+        vobs=lambda wildcards: [
+            str(part) for part in MASTERS[wildcards.disc].source.parts
+        ],
     output:
-        title=f"{RESULTS}/read_title/{SOURCE.title_name}",
+        title=f"{RESULTS}/read_title/title.mkv",
     log:
         f"{LOGS}/read_title.log",
     conda:
         ENV
     params:
-        kind=SOURCE.kind,
-        title_number=SETTINGS.title_number,
-        angle=SETTINGS.angle,
+        kind="video_ts",
+        title_number=per_disc(lambda s: s.title_number),
+        angle=per_disc(lambda s: s.angle),
     script:
         "../scripts/read_title.py"
+
+
+use rule read_title as join_vobs with:
+    output:
+        title=f"{RESULTS}/join_vobs/title.vob",
+    log:
+        f"{LOGS}/join_vobs.log",
+    params:
+        kind="vobs",
+        title_number="auto",
+        angle=1,
 
 
 rule probe_source:
     """Streams, frame count and times, geometry, languages, chapters: what every later step relies on."""
     input:
-        title=title_file(),
+        title=title_file,
     output:
         probe=PROBE,
         frames=f"{RESULTS}/probe_source/frames.txt",
@@ -28,10 +41,10 @@ rule probe_source:
     conda:
         ENV
     params:
-        parts=[str(part) for part in SOURCE.parts],
-        source=SETTINGS.source,
-        title_number=SETTINGS.title_number,
-        angle=SETTINGS.angle,
+        parts=lambda wildcards: [str(p) for p in MASTERS[wildcards.disc].source.parts],
+        source=per_disc(lambda s: s.source),
+        title_number=per_disc(lambda s: s.title_number),
+        angle=per_disc(lambda s: s.angle),
     script:
         "../scripts/probe_source.py"
 
@@ -39,7 +52,7 @@ rule probe_source:
 rule extract_audio:
     """Every audio track, stream-copied (LPCM losslessly to FLAC), into one Matroska audio file."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
     output:
         audio=f"{RESULTS}/extract_audio/audio.mka",
@@ -54,7 +67,7 @@ rule extract_audio:
 rule plan_disc:
     """The front end's decisions (scan, fields, rate, geometry, crop, colour, languages, chapters), with evidence."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
     output:
         plan=PLAN,
@@ -63,19 +76,20 @@ rule plan_disc:
     conda:
         ENV
     params:
-        frontend=asdict(SETTINGS.frontend),
-        scale=SETTINGS.upscale.scale,
-        source=SETTINGS.source,
-        disc=DISC,
+        frontend=per_disc(lambda s: asdict(s.frontend)),
+        scale=per_disc(lambda s: s.upscale.scale),
+        source=per_disc(lambda s: s.source),
+        disc=lambda wildcards: wildcards.disc,
     script:
         "../scripts/plan_disc.py"
 
 
 checkpoint prepare_title:
-    """The title made progressive, square-pixel and constant-rate, once, losslessly; shards are cut from it."""
+    """The title made progressive, square-pixel and constant-rate, once, losslessly; its shard table is fixed here."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
+        frames=rules.probe_source.output.frames,
         plan=PLAN,
     output:
         prepared=f"{RESULTS}/prepare_title/prepared.mkv",
@@ -88,7 +102,9 @@ checkpoint prepare_title:
         ENV
     threads: 4
     params:
-        retime=SETTINGS.frontend.fps != "auto",
+        retime=per_disc(lambda s: s.frontend.fps != "auto"),
+        # the shard table is written once, here, and read by every later step
+        shard_frames=SHARD_FRAMES,
     script:
         "../scripts/prepare_title.py"
 
@@ -96,7 +112,7 @@ checkpoint prepare_title:
 rule extract_subtitles:
     """Every subtitle stream (VobSub with palette, forced flag) and closed captions, in one Matroska file."""
     input:
-        title=title_file(),
+        title=title_file,
         probe=PROBE,
     output:
         subtitles=f"{RESULTS}/extract_subtitles/subtitles.mks",

@@ -4,13 +4,17 @@ rule upscale_shard:
         shard=rules.extract_shard.output.shard,
         probe=PROBE,
         facts=PREPARED,
-        models=[str(step.path) for step in SETTINGS.upscale.models],
+        models=model_files,
     output:
-        shard=f"{RESULTS}/upscale_shard/{{shard}}.mkv",
+        shard=upscaled_output(f"{RESULTS}/upscale_shard/{{shard}}.mkv"),
+        # what the job did (frames, seconds, device), for the report; kept when the shard itself is not
+        result=f"{RESULTS}/upscale_shard/{{shard}}.json",
     log:
         f"{LOGS}/upscale_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/upscale_shard/{{shard}}.tsv"
+    # before any further extract_shard: an extracted shard waits as little as it can (it is SD FFV1)
+    priority: 10
     conda:
         ENV
     threads: 4
@@ -20,9 +24,9 @@ rule upscale_shard:
         runtime=720,
     params:
         # what changes the pixels: a different chain or scale makes every upscaled shard stale
-        chain=SETTINGS.upscale.staleness_key(),
+        chain=per_disc(lambda s: s.upscale.staleness_key()),
         # a dataclass, which Snakemake does not compare: device, batch or tile changes redo nothing
-        settings=SETTINGS.upscale,
-        shard_frames=SETTINGS.shard_frames,
+        # (tests/test_sheet.py pins this)
+        settings=per_disc(lambda s: s.upscale),
     script:
         "../scripts/upscale_shard.py"

@@ -1,9 +1,9 @@
 rule verify_master:
     """The master against the probe: frames, duration, audio bit for bit, languages, chapters, aspect, decode."""
     input:
-        master=MASTER,
+        master=master_file,
         probe=PROBE,
-        title=title_file(),
+        title=title_file,
         plan=PLAN,
         facts=PREPARED,
         prepared=rules.prepare_title.output.prepared,
@@ -12,13 +12,15 @@ rule verify_master:
         html=report(
             f"{RESULTS}/verify_master/verify.html",
             caption="../report/verify.rst",
-            category="3. Verification",
+            category="{disc}",
+            subcategory="3. Verification",
             labels={"page": "checks and flicker"},
         ),
         flicker=report(
             f"{RESULTS}/verify_master/flicker.tsv",
             caption="../report/flicker.rst",
-            category="3. Verification",
+            category="{disc}",
+            subcategory="3. Verification",
             labels={"page": "flicker per shard (TSV)"},
         ),
     log:
@@ -30,8 +32,7 @@ rule verify_master:
         mem_mb=2000,
         runtime=240,
     params:
-        shard_frames=SETTINGS.shard_frames,
-        retimed=SETTINGS.frontend.fps != "auto",
-        interpolation_factor=SETTINGS.interpolate.factor,
+        retimed=per_disc(lambda s: s.frontend.fps != "auto"),
+        interpolation_factor=per_disc(lambda s: s.interpolate.factor),
     script:
         "../scripts/verify_master.py"

@@ -1,6 +1,7 @@
 """Snakemake adapter: join the encoded shards, the audio and subtitle tracks and the chapters into the master."""
 
 import json
+import logging
 from pathlib import Path
 
 from remaster import media
@@ -10,7 +11,11 @@ from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
 from remaster.shards import atomic_output
 
-log = step_logger("mux_master", snakemake.log[0])
+log = step_logger("mux_master", snakemake.params.log)
+# the rule's own log too (named by the master's path), beside the disc's folder of logs
+_handler = logging.FileHandler(snakemake.log[0], mode="w")
+_handler.setFormatter(log.handlers[0].formatter)
+log.addHandler(_handler)
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     plan = json.loads(Path(snakemake.input.plan).read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from remaster.logs import reported, step_logger
 from remaster.prepare import damaged_ranges, prepare_title
-from remaster.shards import atomic_output
+from remaster.records import Prepared
 
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):
@@ -19,7 +19,7 @@ with reported(log):
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
                           expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
-    timestamps = [float(t) for t in Path(snakemake.input.probe).with_name("frames.txt").read_text().split()]
+    timestamps = [float(t) for t in Path(snakemake.input.frames).read_text().split()]
     facts["damaged"] = damaged_ranges(timestamps)
     for start, end in facts["damaged"]:
         log.warning("damaged: %.2f-%.2f s: frames missing from the source, the last good one repeated", start, end)
@@ -31,5 +31,7 @@ with reported(log):
     for section in facts.get("timed", []):
         log.info("%s: %d frames from %.3f s, %.2f ms apart", section["kind"], section["frames"],
                  float(Fraction(section["start"])), float(Fraction(section["step"])) * 1000)
-    with atomic_output(Path(snakemake.output.facts)) as tmp:
-        tmp.write_text(json.dumps(facts, indent=2))
+    # the shard table is fixed here, once: every later step reads it from this record
+    record = Prepared.from_facts(facts, int(snakemake.params.shard_frames))
+    record.dump(snakemake.output.facts)
+    log.info("%d shards of at most %d frames", len(record.shards), snakemake.params.shard_frames)

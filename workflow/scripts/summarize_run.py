@@ -1,31 +1,32 @@
-"""Snakemake adapter: the run's summary pages for the report (probe, per-shard timings, disk used)."""
+"""Snakemake adapter: one master's summary pages for the report (probe, per-shard timings, disk used)."""
 
-import json
 from pathlib import Path
 
 from remaster import report
 from remaster.logs import reported, step_logger
-from remaster.shards import atomic_output, shard_names
+from remaster.records import Prepared, ShardResult, read_json
+from remaster.shards import atomic_output
 
 log = step_logger("summarize_run", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     params = snakemake.params
-    plan = json.loads(Path(snakemake.input.plan).read_text())
-    facts = json.loads(Path(snakemake.input.facts).read_text())
-    shards = shard_names(facts["frame_count"], params.shard_frames)
+    plan = read_json(snakemake.input.plan)
+    prepared = Prepared.load(snakemake.input.facts)
     disc = params.disc
-    results = Path(snakemake.input.probe).parents[1]  # results/<disc>, from results/<disc>/probe_source/probe.json
+    results = Path(params.results)
 
     def write(path, text):
         with atomic_output(Path(path)) as tmp:
             tmp.write_text(text)
 
     write(snakemake.output.probe, report.probe_page(probe, disc=disc, shard_frames=params.shard_frames,
-                                                    shards=len(shards), models=params.models, scale=params.scale,
-                                                    plan=plan, facts=facts))
+                                                    shards=len(prepared.shards), models=params.models,
+                                                    scale=params.scale, plan=plan, facts=prepared.facts))
 
-    timings = report.shard_timings(shards, Path(params.benchmarks), Path(params.logs))
+    # what each upscale job recorded beside its shard (ShardResult), not what its log says
+    timings = report.shard_timings([ShardResult.load(path) for path in snakemake.input.results],
+                                   Path(params.benchmarks))
     write(snakemake.output.timings_tsv, report.tsv(report.TIMING_COLUMNS, timings))
     frames = sum(row[1] or 0 for row in timings)
     seconds = sum(row[2] or 0 for row in timings)
@@ -39,5 +40,5 @@ with reported(log):
     write(snakemake.output.disk_tsv, report.tsv(report.DISK_COLUMNS, disk))
     write(snakemake.output.disk, report.page(f"{disc}: disk used", ("Folders", report.table(report.DISK_COLUMNS,
                                                                                              disk))))
-    log.info("summarised %d shards (%d frames, %.0f s); %s bytes under %s", len(shards), frames, seconds,
+    log.info("summarised %d shards (%d frames, %.0f s); %s bytes under %s", len(prepared.shards), frames, seconds,
              f"{next(row[2] for row in disk if row[0] == 'total'):,}", results)

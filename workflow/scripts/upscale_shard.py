@@ -8,7 +8,7 @@ from pathlib import Path
 from remaster.engine import upscale_file
 from remaster.logs import reported, step_logger
 from remaster.probe import yuv_matrix
-from remaster.shards import shard_bounds
+from remaster.records import Prepared, ShardResult
 
 log = step_logger("upscale_shard", snakemake.log[0])
 if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -17,18 +17,23 @@ if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
              os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    facts = json.loads(Path(snakemake.input.facts).read_text())
-    start, end = shard_bounds(facts["frame_count"], snakemake.params.shard_frames, int(snakemake.wildcards.shard))
-    upscale_file(
+    prepared = Prepared.load(snakemake.input.facts)
+    shard = prepared.shard(snakemake.wildcards.shard)
+    result = upscale_file(
         Path(snakemake.input.shard),
         Path(snakemake.output.shard),
-        expected_frames=end - start,
-        fps=facts["fps"],
+        expected_frames=shard.frames,
+        fps=prepared.fps,
         # the plan's matrix and range, carried by the prepared title's facts (older facts: the probe's tag)
-        matrix=facts.get("matrix") or yuv_matrix(probe["video"]),
-        in_range=facts.get("color_range", "tv"),
+        matrix=prepared.facts.get("matrix") or yuv_matrix(probe["video"]),
+        in_range=prepared.facts.get("color_range", "tv"),
         settings=snakemake.params.settings,
         label=f"shard {snakemake.wildcards.shard}",
         log=log,
         threads=snakemake.threads,
     )
+    # the report's timings come from this record, not from the log's text
+    ShardResult(shard=shard.name, frames=result.frames, seconds=result.seconds, width=result.width,
+                height=result.height, device=result.device, dtype=result.dtype, batch_size=result.batch_size,
+                tile=result.tile, warmup_seconds=result.warmup_seconds,
+                host=socket.gethostname()).dump(snakemake.output.result)

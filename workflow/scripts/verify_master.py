@@ -6,6 +6,7 @@ from pathlib import Path
 from remaster import flicker as remaster_flicker
 from remaster.errors import RemasterError
 from remaster.logs import reported, step_logger
+from remaster.records import Prepared
 from remaster.report import verify_page
 from remaster.shards import atomic_output
 from remaster.verify import verify_master
@@ -14,9 +15,10 @@ log = step_logger("verify_master", snakemake.log[0])
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     plan = json.loads(Path(snakemake.input.plan).read_text())
-    facts = json.loads(Path(snakemake.input.facts).read_text())
+    prepared = Prepared.load(snakemake.input.facts)
+    facts = prepared.facts
     result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan, facts=facts,
-                           prepared=Path(snakemake.input.prepared), shard_frames=snakemake.params.shard_frames,
+                           prepared=Path(snakemake.input.prepared), shard_frames=prepared.shards[0].frames,
                            retimed=snakemake.params.retimed,
                            interpolation_factor=snakemake.params.get("interpolation_factor", 1))
     shards = [s.as_dict() for s in result.flicker]

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from . import media
 from .engine import Progress, _duration, _read_into
 from .errors import RemasterError
+from .ffv1 import ffv1_args
 from .settings import InterpolateSettings
 from .shards import partial_path
 
@@ -155,7 +156,7 @@ def encoder_command(path: Path, width: int, height: int, fps: str, threads: int 
         # the tags describe the input: as output options FFmpeg ≥ 7 would convert untagged frames to them
         "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps,
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-        "-i", "pipe:0", "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
+        "-i", "pipe:0", *ffv1_args(16),
         *thread_args, "-f", "matroska", str(path),
     )
 

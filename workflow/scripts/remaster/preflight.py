@@ -52,13 +52,14 @@ def check_config_keys(config: dict, schema_path: str | os.PathLike) -> None:
         raise RemasterError(messages[0] + " (the keys are explained in config/README.md)")
 
 
-def check_tools(kind: str | None = None) -> str:
+def check_tools(kinds: set[str] | str | None = None) -> str:
     """ffmpeg and ffprobe are needed by every step: say how to install them before anything runs, and
     refuse an ffmpeg that cannot read the source (a VIDEO_TS folder needs the `dvdvideo` demuxer).
     Returns the line naming the ffmpeg in use, for the log."""
     for name in ("ffmpeg", "ffprobe"):
         media.tool(name)
-    if kind == "video_ts" and "dvdvideo" not in media.demuxers():
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
+    if "video_ts" in kinds and "dvdvideo" not in media.demuxers():
         raise RemasterError(f"{media.tool('ffmpeg')} has no dvdvideo demuxer (FFmpeg >= 7.1 with libdvdnav) to "
                             "read a VIDEO_TS folder: run ./setup.sh (pinned FFmpeg 8) or unset REMASTER_FFMPEG")
     return media.version()

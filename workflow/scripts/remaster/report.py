@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import shutil
 from pathlib import Path
 
@@ -112,28 +111,6 @@ def read_benchmark(path: Path) -> dict:
     return dict(zip(lines[0].split("\t"), lines[-1].split("\t")))
 
 
-_STARTED = re.compile(r"frames (\d+)x(\d+) → (\d+)x(\d+), chain ×\S+ \((.*)\) on (\S+) at (\S+)")
-_DONE = re.compile(r"done, (\d+) frames in \S+ \(([\d.]+) fps")
-_HOST = re.compile(r"\bhost[:= ]+([\w.-]+)")
-
-
-def read_upscale_log(path: Path) -> dict:
-    """Device, precision, chain, host (when logged) and the final fps of one upscale log."""
-    found: dict = {}
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError:
-        return found
-    if match := _STARTED.search(text):
-        found.update(size=f"{match[1]}×{match[2]} → {match[3]}×{match[4]}", chain=match[5], device=match[6],
-                     precision=match[7])
-    if match := _DONE.search(text):
-        found.update(frames=int(match[1]), fps=float(match[2]))
-    if match := _HOST.search(text):
-        found["host"] = match[1]
-    return found
-
-
 def _number(text: str | None) -> float | None:
     try:
         return round(float(text), 2)
@@ -145,16 +122,15 @@ TIMING_COLUMNS = ["shard", "frames", "upscale_s", "fps", "device", "precision", 
                   "cpu_s", "encode_s"]
 
 
-def shard_timings(shards: list[str], benchmarks: Path, logs: Path) -> list[list]:
-    """One row per shard: upscale time and speed, where it ran, memory, and the encode time."""
+def shard_timings(results: list, benchmarks: Path) -> list[list]:
+    """One row per shard from its upscale job's ShardResult record, with Snakemake's benchmark and the encode time."""
     rows = []
-    for shard in shards:
-        bench = read_benchmark(benchmarks / "upscale_shard" / f"{shard}.tsv")
-        encode = read_benchmark(benchmarks / "encode_shard" / f"{shard}.tsv")
-        log = read_upscale_log(logs / "upscale_shard" / f"{shard}.log")
-        rows.append([shard, log.get("frames"), _number(bench.get("s")), log.get("fps"), log.get("device"),
-                     log.get("precision"), log.get("host") or bench.get("host"), _number(bench.get("max_rss")),
-                     _number(bench.get("cpu_time")), _number(encode.get("s"))])
+    for result in results:
+        bench = read_benchmark(benchmarks / "upscale_shard" / f"{result.shard}.tsv")
+        encode = read_benchmark(benchmarks / "encode_shard" / f"{result.shard}.tsv")
+        rows.append([result.shard, result.frames, _number(bench.get("s")) or round(result.seconds, 2),
+                     round(result.fps, 2), result.device, result.dtype, result.host or bench.get("host"),
+                     _number(bench.get("max_rss")), _number(bench.get("cpu_time")), _number(encode.get("s"))])
     return rows
 
 

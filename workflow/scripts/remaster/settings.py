@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from .errors import RemasterError
 
@@ -135,6 +139,30 @@ def _title_number(value) -> int | str:
     return number
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def with_defaults(config: dict, schema: dict | None = None) -> dict:
+    """`config` with the schema's default for every key it leaves out (nested mappings too).
+
+    The schema is the only place a default lives: Snakemake's validation fills them in the same way, and
+    this fills them for a config built by hand (a sheet row, a test).
+    """
+    schema = _schema() if schema is None else schema
+    filled = dict(config)
+    for key, spec in (schema.get("properties") or {}).items():
+        if key not in filled and "default" in spec:
+            filled[key] = copy.deepcopy(spec["default"])
+        if spec.get("type") == "object" and isinstance(filled.get(key), dict):
+            filled[key] = with_defaults(filled[key], spec)
+    return filled
+
+
 def _auto(value, cast):
     return None if value in (None, "auto") else cast(value)
 
@@ -168,6 +196,7 @@ def model_steps(models) -> tuple[ModelStep, ...]:
 
 def from_config(config: dict) -> Settings:
     """Build the settings from a config that Snakemake has already validated against the schema."""
+    config = with_defaults(config)
     shard_frames = int(config["shard_frames"])
     if shard_frames < 1:
         raise RemasterError(f"shard_frames: {shard_frames} must be a positive number of frames (default 10000)")
@@ -185,12 +214,12 @@ def from_config(config: dict) -> Settings:
         upscale=UpscaleSettings(
             models=model_steps(config["models"]),
             scale=_auto(config.get("scale"), float),
-            device=str(config.get("device", "auto")),
-            precision=str(config.get("precision", "auto")),
+            device=str(config["device"]),
+            precision=str(config["precision"]),
             batch_size=_auto(config.get("batch_size"), int),
-            tile=int(config.get("tile", 0)),
-            tile_overlap=int(config.get("tile_overlap", 16)),
-            compile=bool(config.get("compile", False)),
+            tile=int(config["tile"]),
+            tile_overlap=int(config["tile_overlap"]),
+            compile=bool(config["compile"]),
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
@@ -202,8 +231,9 @@ def from_config(config: dict) -> Settings:
 
 def interpolate_settings(config: dict) -> InterpolateSettings:
     """The `interpolate:` mapping (already validated against the schema); a factor above 1 needs a model."""
+    config = with_defaults(config)
     options = dict(config.get("interpolate") or {})
-    factor = int(options.get("factor", 1))
+    factor = int(options["factor"])
     model = options.get("model")
     if factor > 1 and not model:
         raise RemasterError(f"interpolate: factor {factor} needs a model: the path of RIFE 4.6's flownet.pkl "
@@ -214,28 +244,29 @@ def interpolate_settings(config: dict) -> InterpolateSettings:
     return InterpolateSettings(
         factor=factor,
         model=Path(model) if model else None,
-        scene_threshold=float(options.get("scene_threshold", 0.35)),
-        drop_duplicates=bool(options.get("drop_duplicates", False)),
-        duplicate_threshold=float(options.get("duplicate_threshold", 0.004)),
-        scale=float(options.get("scale", 1.0)),
-        device=str(config.get("device", "auto")),
-        precision=str(config.get("precision", "auto")),
+        scene_threshold=float(options["scene_threshold"]),
+        drop_duplicates=bool(options["drop_duplicates"]),
+        duplicate_threshold=float(options["duplicate_threshold"]),
+        scale=float(options["scale"]),
+        device=str(config["device"]),
+        precision=str(config["precision"]),
         batch_size=_auto(config.get("batch_size"), int),
     )
 
 
 def frontend_settings(config: dict) -> FrontEndSettings:
     """The front-end overrides from the config (already validated against the schema)."""
+    config = with_defaults(config)
     return FrontEndSettings(
-        scan=str(config.get("scan", "auto")),
-        field_order=str(config.get("field_order", "auto")),
-        deinterlace_rate=str(config.get("deinterlace_rate", "field")),
-        display_aspect=str(config.get("display_aspect", "auto")),
-        fps=str(config.get("fps", "auto")),
+        scan=str(config["scan"]),
+        field_order=str(config["field_order"]),
+        deinterlace_rate=str(config["deinterlace_rate"]),
+        display_aspect=str(config["display_aspect"]),
+        fps=str(config["fps"]),
         audio_languages=tuple(map(str, config.get("audio_languages") or ())),
         subtitle_languages=tuple(map(str, config.get("subtitle_languages") or ())),
-        crop=str(config.get("crop", "none")),
+        crop=str(config["crop"]),
         target_height=_auto(config.get("target_height"), int),
         title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
-        vfr=bool(config.get("vfr", True)),
+        vfr=bool(config["vfr"]),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
+from .ffv1 import ffv1_args
 
 
 def partial_path(path: Path) -> Path:
@@ -82,7 +83,7 @@ def cut_shard(prepared: Path, out_path: Path, start: int, end: int, fps: str, lo
                     start, end - 1, got, begins)
         select = media.ffmpeg_args("-i", media.input_path(prepared), "-map", "0:v:0", "-vf",
                                    f"select='between(n,{start},{end - 1})'", "-fps_mode", "passthrough",
-                                   "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-f", "matroska", tmp)
+                                   *ffv1_args(4, crc=False), "-f", "matroska", tmp)
         media.run(select, what=f"{prepared}: selecting frames {start}-{end - 1}")
         if media.count_packets(tmp) != count:
             raise RemasterError(f"{prepared}: cannot cut frames {start}-{end - 1} exactly")

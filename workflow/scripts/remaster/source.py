@@ -26,10 +26,6 @@ class Source:
         return self.kind == "video_ts" or len(self.parts) > 1
 
     @property
-    def needs_concat(self) -> bool:  # the name before read_title; kept for callers of the old API
-        return self.needs_reading
-
-    @property
     def title_name(self) -> str:
         """read_title's output: Matroska for a DVD title (it holds chapters, languages, the VobSub palette),
         the joined VOBs as MPEG-PS otherwise."""

@@ -1,0 +1,118 @@
+"""Peak disk of a run, kept upscaled shards (the earlier behaviour) against the default (deleted once encoded).
+
+    .venv/bin/python tests/bench/bench_disk.py [--frames 112] [--shard-frames 8] [--cores 2]
+
+Makes a demo-like NTSC disc (720x480, 4:3: 1280x960 masters with a ×2 model), runs the whole workflow on
+it twice in fresh folders, once with keep_upscaled: true (what every run kept before: the prepared title
+and every upscaled shard as 10-bit FFV1) and once with the default keep_upscaled: false, and samples the
+bytes under the working folder every 0.1 s (the master and every step folder whose size grows with the
+frames; the preview stills and report pages, a fixed few MB per master, are left out). Prints each run's peak, the peak per 10,000 frames and the
+bytes per frame of each artefact, the figures written in docs/benchmarks.md. The model is a small real
+spandrel Compact with seeded weights (CPU speed); the film is `frames` long in `frames / shard_frames`
+shards, the same shard count as a 140,000-frame film cut into 10,000-frame shards by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
+
+
+# a master's folders whose size does not grow with its frames (six preview stills, report pages): left out
+# of the peak, which is given per 10,000 frames
+FIXED = {"preview", "summarize_run", "verify_master", "check_models"}
+
+
+def tree_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # deleted between listing and stat: a temp file going away
+    return total
+
+
+def run(workdir: Path, config: dict, cores: int) -> tuple[int, float]:
+    """Run the workflow in `workdir`; the peak bytes under results/ and masters/ while it ran, and seconds."""
+    (workdir / "config").mkdir(parents=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            results = workdir / "results"
+            scaling = sum(tree_bytes(folder) for folder in results.glob("*/*") if folder.name not in FIXED)
+            peak = max(peak, scaling + tree_bytes(workdir / "masters"))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start = time.monotonic()
+    try:
+        subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"),
+                        "-d", str(workdir), "--cores", str(cores), "--resources", "gpu=1", "--quiet"],
+                       check=True, capture_output=True)
+    finally:
+        done.set()
+        sampler.join()
+    return peak, time.monotonic() - start
+
+
+def per_frame(folder: Path, pattern: str, frames: int) -> float:
+    return sum(p.stat().st_size for p in folder.glob(pattern)) / frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=112)
+    parser.add_argument("--shard-frames", type=int, default=8)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--only", choices=("kept", "default"), help="run one of the two configurations")
+    args = parser.parse_args()
+    from conftest import make_compact
+    from remaster.demo import make_disc
+
+    with tempfile.TemporaryDirectory(prefix="bench_disk_") as tmp:
+        tmp = Path(tmp)
+        disc = make_disc(tmp / "disc", frames=args.frames)
+        model = make_compact(tmp / "x2.safetensors", scale=2)
+        config = {"source": str(disc), "output": "masters/film.mkv", "models": [str(model)],
+                  "shard_frames": args.shard_frames,
+                  "encoder": {"codec": "libx265", "crf": 18, "preset": "ultrafast", "pix_fmt": "yuv420p10le"}}
+        figures = {}
+        runs = {"kept": (True,), "default": (False,)}.get(args.only, (True, False))
+        for keep in runs:
+            workdir = tmp / f"keep_{keep}"
+            peak, seconds = run(workdir, {**config, "keep_upscaled": keep}, args.cores)
+            results = workdir / "results" / "film"
+            figures[keep] = peak
+            print(f"keep_upscaled: {str(keep).lower():5}  peak {peak / 1e6:8.1f} MB  "
+                  f"= {peak / args.frames * 10_000 / 1e9:6.2f} GB per 10,000 frames  ({seconds:.0f} s)")
+            if keep:
+                print(f"  per frame: prepared title {per_frame(results, 'prepare_title/*.mkv', args.frames) / 1e3:.0f} KB, "
+                      f"upscaled shards {per_frame(results, 'upscale_shard/*.mkv', args.frames) / 1e3:.0f} KB, "
+                      f"encoded shards {per_frame(results, 'encode_shard/*.mkv', args.frames) / 1e3:.0f} KB")
+        if len(figures) < 2:
+            return
+        print(f"default peak / kept-shards peak: {figures[False] / figures[True]:.0%} "
+              f"({args.frames} frames in {-(-args.frames // args.shard_frames)} shards)")
+
+
+if __name__ == "__main__":
+    main()
