@@ -25,9 +25,14 @@ def colour_filter(colour_in: dict) -> str | None:
             f":itrc={trc}:irange=tv")
 
 
+# x264's output depends on its thread count, which it takes from the CPUs it sees: a fixed count makes a
+# shard encode to the same picture on a laptop, a cluster node or a rerun (the encode_shard rule's threads)
+ENCODER_THREADS = 2
+
+
 def encode_command(upscaled: Path, out_tmp: Path, encoder: EncoderSettings, colour_in: dict) -> list[str]:
     """ffmpeg encoding one lossless upscaled shard to the delivery codec; shards join by stream copy."""
-    codec_args = ["-c:v", encoder.codec, "-pix_fmt", encoder.pix_fmt]
+    codec_args = ["-c:v", encoder.codec, "-pix_fmt", encoder.pix_fmt, "-threads", str(ENCODER_THREADS)]
     if encoder.codec in ("libx264", "libx265", "libsvtav1"):
         codec_args += ["-crf", str(encoder.crf), "-preset", str(encoder.preset)]
     if encoder.codec == "libx265":

@@ -35,13 +35,16 @@ def audio_codec_args(audio: list[dict]) -> list[str]:
     return args
 
 
-def dvd_input_args(folder: Path, title: int, angle: int) -> list[str]:
-    """ffmpeg/ffprobe input options that read one title of a VIDEO_TS folder as a player does."""
-    return ["-f", "dvdvideo", "-title", str(title), "-angle", str(angle)]
+def dvd_input_args(folder: Path, title: int, angle: int, *, trim: bool = True) -> list[str]:
+    """ffmpeg/ffprobe input options that read one title of a VIDEO_TS folder as a player does.
+
+    `trim` skips the padding cells (shorter than a second) that open many titles; a title made only of
+    such short cells would be read as empty, so it is read untrimmed."""
+    return ["-f", "dvdvideo", "-title", str(title), "-angle", str(angle), *([] if trim else ["-trim", "0"])]
 
 
-def _dvd_streams(folder: Path, title: int, angle: int) -> dict:
-    cmd = [media.tool("ffprobe"), "-v", "error", *dvd_input_args(folder, title, angle), "-show_streams",
+def _dvd_streams(folder: Path, title: int, angle: int, *, trim: bool = True) -> dict:
+    cmd = [media.tool("ffprobe"), "-v", "error", *dvd_input_args(folder, title, angle, trim=trim), "-show_streams",
            "-show_chapters", "-show_format", "-of", "json", str(folder)]
     result = media.run(cmd, what=f"{folder}: reading title {title} with the dvdvideo demuxer")
     return json.loads(result.stdout)
@@ -67,7 +70,11 @@ def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto",
     """Write title `title_number` (auto: the main feature) of a VIDEO_TS folder, angle `angle`, to `out`
     (Matroska): the video, every audio and subpicture stream the title's PGC enables, its chapters."""
     info = pick_title(folder, title_number, angle, log)
-    described = _dvd_streams(folder, info.number, angle)
+    # every cell under a second (a short title): the demuxer's padding trim would leave nothing
+    trim = any(cell.seconds >= 1.0 for cell in info.cells)
+    if not trim:
+        log.info("title %d has only cells shorter than a second: read without trimming padding cells", info.number)
+    described = _dvd_streams(folder, info.number, angle, trim=trim)
     audio = [s for s in described.get("streams", []) if s.get("codec_type") == "audio"]
     in_args: list[str] = []
     for n, track in enumerate(audio):
@@ -84,7 +91,7 @@ def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto",
                  (track.get("tags") or {}).get("language", "und"))
     codecs = audio_codec_args([{"codec": t.get("codec_name")} for t in audio])
     with atomic_output(out) as tmp:
-        cmd = media.ffmpeg_args(*dvd_input_args(folder, info.number, angle), *in_args, "-i", str(folder),
+        cmd = media.ffmpeg_args(*dvd_input_args(folder, info.number, angle, trim=trim), *in_args, "-i", str(folder),
                                 "-map", "0:v:0", "-map", "0:a?", "-map", "0:s?", "-c", "copy", *codecs,
                                 "-f", "matroska", tmp)
         media.run(cmd, what=f"{folder}: reading title {info.number}")
