@@ -3,12 +3,13 @@
 import json
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from remaster.engine import upscale_file
 from remaster.logs import reported, step_logger
 from remaster.probe import yuv_matrix
-from remaster.records import Prepared, ShardResult
+from remaster.records import Prepared
 
 log = step_logger("upscale_shard", snakemake.log[0])
 if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -33,7 +34,4 @@ with reported(log):
         threads=snakemake.threads,
     )
     # the report's timings come from this record, not from the log's text
-    ShardResult(shard=shard.name, frames=result.frames, seconds=result.seconds, width=result.width,
-                height=result.height, device=result.device, dtype=result.dtype, batch_size=result.batch_size,
-                tile=result.tile, warmup_seconds=result.warmup_seconds,
-                host=socket.gethostname()).dump(snakemake.output.result)
+    replace(result, shard=shard.name, host=socket.gethostname()).dump(snakemake.output.result)

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ from .devices import Device, describe, is_out_of_memory
 from .errors import RemasterError
 from .gpuclaim import job_device
 from .models import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
+from .records import ShardResult
 from .settings import UpscaleSettings
 from .shards import partial_path
 
@@ -48,23 +48,6 @@ _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
 MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
 OUTPUT_MAX = 65535  # frames leave the model as 16-bit RGB (rgb48le) for the 10-bit encode
-
-
-@dataclass(frozen=True)
-class ShardResult:
-    frames: int
-    seconds: float
-    width: int
-    height: int
-    device: str
-    dtype: str
-    batch_size: int = 1
-    tile: int = 0
-    warmup_seconds: float = 0.0
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
 
 
 class Progress:

@@ -89,7 +89,6 @@ class Prepared:
 class ShardResult:
     """What one upscale job did: frames, time, where it ran; written beside the shard for the report."""
 
-    shard: str
     frames: int
     seconds: float
     width: int
@@ -99,6 +98,7 @@ class ShardResult:
     batch_size: int = 1
     tile: int = 0
     warmup_seconds: float = 0.0
+    shard: str = ""  # the {shard} wildcard and the host: filled in by the upscale job, not the engine
     host: str = ""
 
     @property
