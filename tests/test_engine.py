@@ -114,12 +114,45 @@ def test_a_frame_count_mismatch_keeps_no_shard(shard, tmp_path):
 def test_batches_give_the_frames_batch_one_gives(shard, tmp_path):
     model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
     chain = load_chain([model], device="cpu")
-    one = upscale(shard, tmp_path / "one.mkv", settings(model, batch_size=1), chain)
-    three = upscale(shard, tmp_path / "three.mkv", settings(model, batch_size=3), chain)  # 3+3+3+1
+    # stored losslessly: the engine's arithmetic is compared, not a lossy encoder's decisions
+    one = upscale(shard, tmp_path / "one.mkv", settings(model, batch_size=1, form="lossless"), chain)
+    three = upscale(shard, tmp_path / "three.mkv", settings(model, batch_size=3, form="lossless"), chain)
     assert one.frames == three.frames == FRAMES and three.batch_size == 3
     a, b = decoded(tmp_path / "one.mkv").astype(int), decoded(tmp_path / "three.mkv").astype(int)
     assert a.shape == b.shape == (FRAMES, HEIGHT * 2, WIDTH * 2, 3)
     assert np.abs(a - b).max() <= 1  # batched convolutions may round differently, never more
+
+
+def psnr_10bit(a: Path, b: Path) -> tuple[float, float]:
+    """Mean and lowest per-frame PSNR of two 10-bit videos, as ffmpeg's psnr filter measures it (peak 1023)."""
+    from remaster import media
+
+    result = subprocess.run([media.tool("ffmpeg"), "-nostdin", "-i", str(a), "-i", str(b), "-lavfi",
+                             "[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]psnr", "-f", "null", "-"],
+                            capture_output=True, text=True, check=True).stderr
+    found = re.search(r"average:([\d.]+|inf) min:([\d.]+|inf)", result)
+    return float(found.group(1)), float(found.group(2))
+
+
+def test_the_compact_upscaled_form_is_near_lossless_and_smaller(shard, tmp_path):
+    """The default upscaled_form (x264 CRF 4) against FFV1 on a real model's output of a pattern that changes
+    every pixel of every frame (the hardest case for a lossy coder): >= 50 dB PSNR, at most half the bytes."""
+    model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
+    chain = load_chain([model], device="cpu")
+    compact = upscale(shard, tmp_path / "compact.mkv", settings(model, batch_size=1), chain)
+    lossless = upscale(shard, tmp_path / "lossless.mkv", settings(model, batch_size=1, form="lossless"), chain)
+    assert compact.frames == lossless.frames == FRAMES
+    mean, lowest = psnr_10bit(tmp_path / "compact.mkv", tmp_path / "lossless.mkv")
+    ratio = (tmp_path / "compact.mkv").stat().st_size / (tmp_path / "lossless.mkv").stat().st_size
+    print(f"compact upscaled form: {mean:.2f} dB mean, {lowest:.2f} dB lowest frame, {ratio:.0%} of FFV1's bytes")
+    assert lowest >= 50, (mean, lowest)
+    assert mean < 100  # not lossless by accident: the comparison can tell the two apart
+    assert ratio <= 0.5, ratio
+
+
+def test_an_unknown_upscaled_form_is_one_line(tmp_path):
+    with pytest.raises(RemasterError, match="upscaled_form: 'jpeg'"):
+        engine.encoder_command(tmp_path / "x.mkv", 64, 48, "24", form="jpeg")
 
 
 def test_memory_plans_are_arithmetic():

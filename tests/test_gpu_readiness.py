@@ -346,7 +346,7 @@ def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
         ideal = engine.run_chain(chain, engine.to_model(frames, torch.float32), (8, 128), 0, 16).clamp(0, 1)
     rounded = (ideal * 255).round() * 257  # 8-bit levels, written as 16-bit
     eight = tmp_path / "eight.mkv"
-    subprocess.run(engine.encoder_command(eight, 128, 8, "24"), check=True,
+    subprocess.run(engine.encoder_command(eight, 128, 8, "24", form=settings.form), check=True,
                    input=rounded.permute(0, 2, 3, 1).numpy().astype("<u2").tobytes())
     ideal_y = 64 + 876 * ideal.mean(dim=1).numpy().astype(np.float64)  # grey: R = G = B
     inner = (slice(None), slice(None), slice(None))

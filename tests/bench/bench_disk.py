@@ -1,13 +1,20 @@
-"""Peak disk of a run, kept upscaled shards (the earlier behaviour) against the default (deleted once encoded).
+"""Peak disk of a run: what every run kept before issue 15 against the default, and the choices between.
 
-    .venv/bin/python tests/bench/bench_disk.py [--frames 112] [--shard-frames 8] [--cores 2]
+    .venv/bin/python tests/bench/bench_disk.py [--frames 112] [--shard-frames 8] [--cores 2] [--only before,default]
 
-Makes a demo-like NTSC disc (720x480, 4:3: 1280x960 masters with a ×2 model), runs the whole workflow on
-it twice in fresh folders, once with keep_upscaled: true (what every run kept before: the prepared title
-and every upscaled shard as 10-bit FFV1) and once with the default keep_upscaled: false, and samples the
-bytes under the working folder every 0.1 s (the master and every step folder whose size grows with the
-frames; the preview stills and report pages, a fixed few MB per master, are left out). Prints each run's peak, the peak per 10,000 frames and the
-bytes per frame of each artefact, the figures written in docs/benchmarks.md. The model is a small real
+Makes a demo-like NTSC disc (720x480, 4:3: 1280x960 masters with a ×2 model) and runs the whole workflow on
+it once per configuration, each in a fresh folder:
+
+- before: keep_upscaled: true, upscaled_form: lossless (what every run kept before: the prepared title and
+  every upscaled shard as 10-bit FFV1);
+- lossless: keep_upscaled: false, upscaled_form: lossless (each FFV1 shard deleted once encoded);
+- default: keep_upscaled: false, upscaled_form: compact (each x264 near-lossless shard deleted once encoded);
+- kept_compact: keep_upscaled: true, upscaled_form: compact (every shard kept, near-lossless, to re-encode).
+
+The bytes under the working folder are sampled every 0.1 s (the master and every step folder whose size
+grows with the frames; the preview stills and report pages, a fixed few MB per master, are left out). Prints
+each run's peak, the peak per 10,000 frames, its ratio to `before`, and the bytes per frame of each artefact
+of the runs that keep their shards: the figures written in docs/benchmarks.md. The model is a small real
 spandrel Compact with seeded weights (CPU speed); the film is `frames` long in `frames / shard_frames`
 shards, the same shard count as a 140,000-frame film cut into 10,000-frame shards by default.
 """
@@ -78,13 +85,26 @@ def per_frame(folder: Path, pattern: str, frames: int) -> float:
     return sum(p.stat().st_size for p in folder.glob(pattern)) / frames
 
 
+CONFIGURATIONS = {
+    "before": {"keep_upscaled": True, "upscaled_form": "lossless"},
+    "lossless": {"keep_upscaled": False, "upscaled_form": "lossless"},
+    "default": {},
+    "kept_compact": {"keep_upscaled": True, "upscaled_form": "compact"},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=112)
     parser.add_argument("--shard-frames", type=int, default=8)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--only", choices=("kept", "default"), help="run one of the two configurations")
+    parser.add_argument("--only", default=",".join(CONFIGURATIONS),
+                        help="comma-separated configurations to run: " + ", ".join(CONFIGURATIONS))
     args = parser.parse_args()
+    names = [name for name in args.only.split(",") if name]
+    unknown = set(names) - set(CONFIGURATIONS)
+    if unknown:
+        parser.error(f"--only: unknown configuration(s) {', '.join(sorted(unknown))}")
     from conftest import make_compact
     from remaster.demo import make_disc
 
@@ -95,23 +115,21 @@ def main() -> None:
         config = {"source": str(disc), "output": "masters/film.mkv", "models": [str(model)],
                   "shard_frames": args.shard_frames,
                   "encoder": {"codec": "libx265", "crf": 18, "preset": "ultrafast", "pix_fmt": "yuv420p10le"}}
-        figures = {}
-        runs = {"kept": (True,), "default": (False,)}.get(args.only, (True, False))
-        for keep in runs:
-            workdir = tmp / f"keep_{keep}"
-            peak, seconds = run(workdir, {**config, "keep_upscaled": keep}, args.cores)
+        peaks = {}
+        for name in names:
+            workdir = tmp / name
+            peak, seconds = run(workdir, {**config, **CONFIGURATIONS[name]}, args.cores)
             results = workdir / "results" / "film"
-            figures[keep] = peak
-            print(f"keep_upscaled: {str(keep).lower():5}  peak {peak / 1e6:8.1f} MB  "
-                  f"= {peak / args.frames * 10_000 / 1e9:6.2f} GB per 10,000 frames  ({seconds:.0f} s)")
-            if keep:
+            peaks[name] = peak
+            ratio = f"  {peak / peaks['before']:4.0%} of before" if "before" in peaks else ""
+            print(f"{name:13} peak {peak / 1e6:8.1f} MB  = {peak / args.frames * 10_000 / 1e9:6.2f} GB per "
+                  f"10,000 frames  ({seconds:.0f} s){ratio}", flush=True)
+            if CONFIGURATIONS[name].get("keep_upscaled"):
                 print(f"  per frame: prepared title {per_frame(results, 'prepare_title/*.mkv', args.frames) / 1e3:.0f} KB, "
                       f"upscaled shards {per_frame(results, 'upscale_shard/*.mkv', args.frames) / 1e3:.0f} KB, "
-                      f"encoded shards {per_frame(results, 'encode_shard/*.mkv', args.frames) / 1e3:.0f} KB")
-        if len(figures) < 2:
-            return
-        print(f"default peak / kept-shards peak: {figures[False] / figures[True]:.0%} "
-              f"({args.frames} frames in {-(-args.frames // args.shard_frames)} shards)")
+                      f"encoded shards {per_frame(results, 'encode_shard/*.mkv', args.frames) / 1e3:.0f} KB",
+                      flush=True)
+        print(f"({args.frames} frames in {-(-args.frames // args.shard_frames)} shards)")
 
 
 if __name__ == "__main__":

@@ -243,6 +243,7 @@ def check_models_at_start():
             KEEP_UPSCALED,
             field_rate=frontend.scan == "interlaced"
             and frontend.deinterlace_rate == "field",
+            form=upscale.form,
         )
     # the whole run's need against the free space, before the first job (each shard checks again)
     try:

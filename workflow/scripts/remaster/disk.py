@@ -1,8 +1,8 @@
 """What a whole run needs on disk, estimated before any job runs (the pre-flight check of every master).
 
 Bytes per frame measured by tests/bench/bench_disk.py and docs/workflow.md ("Disk per frame"), scaled by
-pixels: the prepared title and its cut shards are SD FFV1, the upscaled shards 10-bit FFV1 at the output
-size, the delivery encode a few percent of that.
+pixels: the prepared title and its cut shards are SD FFV1, the upscaled shards at the output size in their
+`upscaled_form` (x264 near-lossless or FFV1, both 10-bit 4:2:0), the delivery encode a few percent of that.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from .errors import RemasterError
 
 SD_PIXELS = 720 * 576  # the largest DVD frame: the estimate never falls short for a DVD
 PREPARED_BYTES_PER_PIXEL = 135_625 / (640 * 480)  # FFV1 yuv420p of the square-pixel SD title
-UPSCALED_BYTES_PER_PIXEL = 834_914 / (1280 * 960)  # FFV1 yuv420p10le of the upscaled frames
+UPSCALED_BYTES_PER_PIXEL = {  # per upscaled_form, 10-bit 4:2:0 at the output size
+    "lossless": 834_914 / (1280 * 960),  # FFV1
+    "compact": 834_914 / (1280 * 960) / 3,  # x264 CRF 4: about a quarter of FFV1 measured, a third counted
+}
 ENCODED_BYTES_PER_PIXEL = 14_501 / (1280 * 960)  # x265 crf 18 10-bit (the default encoder)
 FRAMES_PER_SECOND = 30  # NTSC video (PAL has 25; a field-rate deinterlace doubles it: see `field_rate`)
 IN_FLIGHT_SHARDS = 2  # upscaled shards alive at once: one being written, one being encoded
@@ -48,12 +51,13 @@ def source_seconds(parts: tuple[Path, ...], ffprobe: str) -> float:
         return 0.0  # the probe step names an unreadable source properly; the estimate just leaves it out
 
 
-def master_need(seconds: float, scale: float, shard_frames: int, keep_upscaled: bool, field_rate: bool = False) -> Need:
+def master_need(seconds: float, scale: float, shard_frames: int, keep_upscaled: bool, field_rate: bool = False,
+                form: str = "compact") -> Need:
     frames = int(seconds * FRAMES_PER_SECOND * (2 if field_rate else 1)) + 1
     out_pixels = SD_PIXELS * scale * scale
     kept = frames if keep_upscaled else min(frames, IN_FLIGHT_SHARDS * shard_frames)
     return Need(frames, int(frames * SD_PIXELS * PREPARED_BYTES_PER_PIXEL),
-                int(kept * out_pixels * UPSCALED_BYTES_PER_PIXEL), int(frames * out_pixels * ENCODED_BYTES_PER_PIXEL))
+                int(kept * out_pixels * UPSCALED_BYTES_PER_PIXEL[form]), int(frames * out_pixels * ENCODED_BYTES_PER_PIXEL))
 
 
 def check_run(needs: dict[str, Need], folder: Path, free: int | None = None) -> int:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from . import fastpaths, media
 from .devices import Device, describe, is_out_of_memory
 from .errors import RemasterError
+from .ffv1 import ffv1_args
 from .gpuclaim import job_device
 from .models import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
 from .records import ShardResult
@@ -104,15 +105,33 @@ def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_r
                              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 
 
-def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None) -> list[str]:
-    """ffmpeg storing raw 16-bit RGB frames (rgb48le) losslessly as FFV1 10-bit 4:2:0 BT.709 in Matroska."""
+# How an upscaled shard is stored until it is encoded (the `upscaled_form` key):
+# - "compact": x264 10-bit 4:2:0, CRF 4, preset superfast: about a quarter of FFV1's bytes, >= 50 dB PSNR
+#   to the lossless form (tests/test_engine.py measures it on a real model's output; docs/benchmarks.md);
+#   x264's output depends on its thread count, so it runs on a fixed count (the same shard on a laptop, a
+#   cluster node or a rerun is the same file).
+# - "lossless": FFV1 10-bit 4:2:0, every bit the model gave (after the 16-bit → 10-bit step).
+UPSCALED_FORMS = ("compact", "lossless")
+COMPACT_THREADS = 4  # the upscale_shard rule's threads
+COMPACT = ("-c:v", "libx264", "-preset", "superfast", "-crf", "4", "-x264-params", "log-level=error")
+
+
+def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None, *,
+                    form: str) -> list[str]:
+    """ffmpeg storing raw 16-bit RGB frames (rgb48le) as 10-bit 4:2:0 BT.709 in Matroska, in `form`."""
+    if form not in UPSCALED_FORMS:
+        raise RemasterError(f"upscaled_form: {form!r} is not one of {', '.join(UPSCALED_FORMS)}")
     convert = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p10le"
+    if form == "compact":
+        codec, coder_threads = [*COMPACT, "-threads", str(threads or COMPACT_THREADS)], []
+    else:
+        codec, coder_threads = ffv1_args(16), _threads(threads, position="output")
     return media.ffmpeg_args(
         *_threads(threads, position="global"),
         "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        "-vf", convert, "-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "16", "-slicecrc", "1",
+        "-vf", convert, *codec, "-pix_fmt", "yuv420p10le",
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-        *_threads(threads, position="output"), "-f", "matroska", str(path),
+        *coder_threads, "-f", "matroska", str(path),
     )
 
 
@@ -524,7 +543,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     coder_threads = 1 if on_cpu else None
     decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads), stdin=subprocess.PIPE,
+    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form), stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     errors: list = []
     read, written = [0], [0]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
+from .ffv1 import ffv1_args
 from .shards import partial_path
 
 
@@ -56,7 +57,7 @@ def prepare_command(title: Path, plan: dict, out: Path, *, retime: bool = False)
     )
 
 
-FFV1 = ("-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1")
+FFV1 = tuple(ffv1_args(4))  # intra-only: shards are cut from any frame by stream copy
 
 
 def _colour_args(plan: dict) -> list[str]:

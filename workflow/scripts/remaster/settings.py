@@ -53,10 +53,11 @@ class UpscaleSettings:
     tile_overlap: int = 16
     queue_frames: int = 8
     compile: bool = False  # torch.compile the chain; speed only, like device and batch_size
+    form: str = "compact"  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards."""
-        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
+        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale, "form": self.form}
 
 
 INTERPOLATION_SUFFIXES = {".pkl", ".pth", ".ckpt", ".safetensors"}
@@ -220,6 +221,7 @@ def from_config(config: dict) -> Settings:
             tile=int(config["tile"]),
             tile_overlap=int(config["tile_overlap"]),
             compile=bool(config["compile"]),
+            form=str(config["upscaled_form"]),
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
