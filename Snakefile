@@ -54,7 +54,7 @@ rule all:
         # every encoded shard (small: the delivery codec): a deleted one is redone, with its upscale when
         # the upscaled shard is gone, and the mux of its master, nothing else
         every_disc(encoded_shards),
-        # kept only with keep_upscaled: true (GPU-hours each; ~8 GB per 10,000 HD frames)
+        # kept only with keep_upscaled: true (GPU-hours each; ~2 GB per 10,000 HD frames compact, ~8 GB lossless)
         every_disc(upscaled_shards) if KEEP_UPSCALED else [],
         # each checked against its source (a failed check stops that master), with before/after and report pages
         expand(rules.verify_master.output, disc=DISCS),

@@ -254,6 +254,15 @@ def test_one_call_makes_four_verified_masters(season_run):
               for disc in MASTERS}
     assert all(len(shards) >= 2 for shards in tables.values()), tables
     assert result.stderr.count("rule upscale_shard:") == sum(len(shards) for shards in tables.values())
+    # each master holds its own title's pictures, every one once: an episode is not the title set
+    frames = {disc: Prepared.load(workdir / "results" / disc / "prepare_title" / "prepared.json").frame_count
+              for disc in MASTERS}
+    assert frames == {"season1_title_01": EPISODE_FRAMES, "season1_title_02": EPISODE_FRAMES, "pal": 20,
+                      "capture": 20}, frames
+    from remaster import media
+
+    for disc, master in MASTERS.items():
+        assert media.count_packets(workdir / master) == frames[disc], disc
 
 
 def test_shard_table_and_results_are_records(season_run):
@@ -344,9 +353,10 @@ def test_run_disk_need_is_the_whole_sheets(tmp_path):
     from remaster.errors import RemasterError
 
     film = 140_000 / 30  # seconds of a 140,000-frame film
-    kept, default = (master_need(film, 2, 10_000, keep) for keep in (True, False))
+    # before: every upscaled shard kept as FFV1; the default: two compact shards in flight of fourteen
+    kept, default = master_need(film, 2, 10_000, True, form="lossless"), master_need(film, 2, 10_000, False)
     assert kept.frames == default.frames == 140_001
-    assert default.total < 0.35 * kept.total  # two shards in flight instead of fourteen
+    assert default.total < 0.25 * kept.total
     needs = {f"episode_{n}": master_need(1300, 2, 10_000, False) for n in range(24)}
     total = check_run(needs, tmp_path, free=10**15)
     assert total == sum(need.total for need in needs.values())

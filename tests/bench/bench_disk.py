@@ -53,19 +53,23 @@ def tree_bytes(folder: Path) -> int:
     return total
 
 
-def run(workdir: Path, config: dict, cores: int) -> tuple[int, float]:
-    """Run the workflow in `workdir`; the peak bytes under results/ and masters/ while it ran, and seconds."""
+def run(workdir: Path, config: dict, cores: int) -> tuple[int, float, dict]:
+    """Run the workflow in `workdir`; the peak bytes under results/ and masters/ while it ran, the seconds,
+    and what each step folder held at that peak."""
     (workdir / "config").mkdir(parents=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    peak = 0
+    peak, at_peak = 0, {}
     done = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, at_peak
         while not done.is_set():
             results = workdir / "results"
-            scaling = sum(tree_bytes(folder) for folder in results.glob("*/*") if folder.name not in FIXED)
-            peak = max(peak, scaling + tree_bytes(workdir / "masters"))
+            folders = {folder.name: tree_bytes(folder) for folder in results.glob("*/*")
+                       if folder.is_dir() and folder.name not in FIXED}
+            folders["master"] = tree_bytes(workdir / "masters")
+            if sum(folders.values()) > peak:
+                peak, at_peak = sum(folders.values()), folders
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample)
@@ -78,7 +82,7 @@ def run(workdir: Path, config: dict, cores: int) -> tuple[int, float]:
     finally:
         done.set()
         sampler.join()
-    return peak, time.monotonic() - start
+    return peak, time.monotonic() - start, at_peak
 
 
 def per_frame(folder: Path, pattern: str, frames: int) -> float:
@@ -112,18 +116,21 @@ def main() -> None:
         tmp = Path(tmp)
         disc = make_disc(tmp / "disc", frames=args.frames)
         model = make_compact(tmp / "x2.safetensors", scale=2)
+        # the default encoder (x265 CRF 18 medium 10-bit): the deliverable's size is part of the default's peak
         config = {"source": str(disc), "output": "masters/film.mkv", "models": [str(model)],
-                  "shard_frames": args.shard_frames,
-                  "encoder": {"codec": "libx265", "crf": 18, "preset": "ultrafast", "pix_fmt": "yuv420p10le"}}
+                  "shard_frames": args.shard_frames}
         peaks = {}
         for name in names:
             workdir = tmp / name
-            peak, seconds = run(workdir, {**config, **CONFIGURATIONS[name]}, args.cores)
+            peak, seconds, at_peak = run(workdir, {**config, **CONFIGURATIONS[name]}, args.cores)
             results = workdir / "results" / "film"
             peaks[name] = peak
             ratio = f"  {peak / peaks['before']:4.0%} of before" if "before" in peaks else ""
             print(f"{name:13} peak {peak / 1e6:8.1f} MB  = {peak / args.frames * 10_000 / 1e9:6.2f} GB per "
                   f"10,000 frames  ({seconds:.0f} s){ratio}", flush=True)
+            print("  at the peak: " + ", ".join(f"{folder} {size / 1e6:.1f} MB" for folder, size in
+                                                sorted(at_peak.items(), key=lambda item: -item[1]) if size),
+                  flush=True)
             if CONFIGURATIONS[name].get("keep_upscaled"):
                 print(f"  per frame: prepared title {per_frame(results, 'prepare_title/*.mkv', args.frames) / 1e3:.0f} KB, "
                       f"upscaled shards {per_frame(results, 'upscale_shard/*.mkv', args.frames) / 1e3:.0f} KB, "

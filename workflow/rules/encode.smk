@@ -9,7 +9,7 @@ rule encode_shard:
         f"{LOGS}/encode_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/encode_shard/{{shard}}.tsv"
-    # first of all ready jobs: its upscaled shard (HD FFV1, temp by default) is deleted once it is done
+    # first of all ready jobs: its upscaled shard (HD, temp by default) is deleted once it is done
     priority: 20
     conda:
         ENV
