@@ -128,6 +128,7 @@ def test_config_steps_parse_and_make_only_pixel_options_stale(doubler):
     key = UpscaleSettings(models=(plain,)).staleness_key()
     assert key == {"models": [str(doubler)], "scale": None}  # unchanged for plain paths: no shard redone
     assert UpscaleSettings(models=(tiled,)).staleness_key() == key  # tiles are seamless
+    assert UpscaleSettings(models=(plain,), form="lossless").staleness_key() == key  # storage: shards kept
     assert UpscaleSettings(models=(fast,)).staleness_key() != key  # precision changes pixels
     with pytest.raises(RemasterError, match="unknown option"):
         model_steps([{"path": str(doubler), "scael": 2}])

@@ -56,8 +56,11 @@ class UpscaleSettings:
     form: str = "compact"  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
 
     def staleness_key(self) -> dict:
-        """The settings that change the upscaled frames; a rule's params, so a change reruns the shards."""
-        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale, "form": self.form}
+        """The settings that change the upscaled frames; a rule's params, so a change reruns the shards.
+
+        Not `form`: a shard already stored in the other form holds the same model output (within the compact
+        form's 50 dB), and switching the storage must not cost the GPU hours of every shard already done."""
+        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
 
 
 INTERPOLATION_SUFFIXES = {".pkl", ".pth", ".ckpt", ".safetensors"}
