@@ -29,7 +29,7 @@ LOG = logging.getLogger("test_engine")
 
 @pytest.fixture(scope="module")
 def shard(tmp_path_factory) -> Path:
-    """A 10-frame FFV1 shard of a pattern that differs in every frame, 64×48, like extract_shard's."""
+    """A 10-frame FFV1 shard of a pattern that differs in every frame, 64×48, like a shard of the prepared title."""
     path = tmp_path_factory.mktemp("shard") / "shard.mkv"
     pattern = (f"color=c=gray:s={WIDTH}x{HEIGHT}:r=24,format=yuv420p,"
                "geq=lum='mod(3*X+5*Y+17*N,256)':cb='mod(X+9*N,256)':cr='mod(2*Y+11*N,256)'")

@@ -1,10 +1,13 @@
 rule extract_shard:
-    """Frames [start, end) of the prepared title (from its shard table), cut by stream copy, ready for the models."""
+    """How frames [start, end) of the prepared title (its shard table) are read: a checked seek, no copy.
+
+    A copy of each shard's frames, made ahead of its upscale by idle cores, was a second prepared title on
+    disk; the upscale job reads its frames from the prepared title itself."""
     input:
         prepared=rules.prepare_title.output.prepared,
         facts=PREPARED,
     output:
-        shard=temp(f"{RESULTS}/extract_shard/{{shard}}.mkv"),
+        shard=temp(f"{RESULTS}/extract_shard/{{shard}}.json"),
     log:
         f"{LOGS}/extract_shard/{{shard}}.log",
     conda:

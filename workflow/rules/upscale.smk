@@ -2,6 +2,7 @@ rule upscale_shard:
     """The model chain over one shard, on the GPU (CPU when there is none); the costly step."""
     input:
         shard=rules.extract_shard.output.shard,
+        prepared=rules.prepare_title.output.prepared,
         probe=PROBE,
         facts=PREPARED,
         models=model_files,
@@ -13,7 +14,7 @@ rule upscale_shard:
         f"{LOGS}/upscale_shard/{{shard}}.log",
     benchmark:
         f"{BENCHMARKS}/upscale_shard/{{shard}}.tsv"
-    # before any further extract_shard: an extracted shard waits as little as it can (it is SD FFV1)
+    # before any further extract_shard (a small record each; the frames are read from the prepared title)
     priority: 10
     conda:
         ENV

@@ -1,13 +1,14 @@
-"""Snakemake adapter: cut one shard of frames out of the prepared title."""
+"""Snakemake adapter: how the upscale job reads one shard's frames of the prepared title (no copy of them)."""
 
 from pathlib import Path
 
 from remaster.logs import reported, step_logger
-from remaster.records import Prepared
-from remaster.shards import cut_shard
+from remaster.records import Prepared, write_json
+from remaster.shards import plan_cut
 
 log = step_logger("extract_shard", snakemake.log[0])
 with reported(log):
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
-    cut_shard(Path(snakemake.input.prepared), Path(snakemake.output.shard), shard.start, shard.end, prepared.fps, log)
+    cut = plan_cut(Path(snakemake.input.prepared), shard.start, shard.end, prepared.fps, log)
+    write_json(snakemake.output.shard, cut)

@@ -20,8 +20,10 @@ with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
+    # the shard's frames, read from the prepared title as extract_shard found they can be
+    cut = json.loads(Path(snakemake.input.shard).read_text())
     result = upscale_file(
-        Path(snakemake.input.shard),
+        Path(snakemake.input.prepared),
         Path(snakemake.output.shard),
         expected_frames=shard.frames,
         fps=prepared.fps,
@@ -32,6 +34,7 @@ with reported(log):
         label=f"shard {snakemake.wildcards.shard}",
         log=log,
         threads=snakemake.threads,
+        cut=cut,
     )
     # the report's timings come from this record, not from the log's text
     replace(result, shard=shard.name, host=socket.gethostname()).dump(snakemake.output.result)

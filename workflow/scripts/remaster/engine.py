@@ -43,7 +43,7 @@ from .gpuclaim import job_device
 from .models import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
 from .records import ShardResult
 from .settings import UpscaleSettings
-from .shards import partial_path
+from .shards import cut_input_args, partial_path
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
@@ -91,17 +91,20 @@ def _threads(threads: int | None, *, position: str) -> list[str]:
     return ["-filter_threads", str(threads)] if position == "global" else ["-threads", str(threads)]
 
 
-def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_range: str = "tv") -> list[str]:
+def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_range: str = "tv",
+                    cut: dict | None = None) -> list[str]:
     """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix and range explicitly.
 
     `in_range` is the plan's decision ("tv" limited, "pc" full: a full-range capture read as limited
     would clip its darks and lights). `threads` caps ffmpeg's threads (None: ffmpeg's choice); the
-    output is the same either way.
+    output is the same either way. `cut` (`shards.plan_cut`) reads only one shard's frames of the file.
     """
+    before, after, first = cut_input_args(cut)
     convert = (f"scale=in_color_matrix={matrix}:in_range={in_range}:flags=bicubic+accurate_rnd+full_chroma_int,"
                "format=rgb24")
     return media.ffmpeg_args(*_threads(threads, position="global"), *_threads(threads, position="input"),
-                             "-i", media.input_path(path), "-map", "0:v:0", "-vf", convert,
+                             *before, "-i", media.input_path(path), "-map", "0:v:0",
+                             "-vf", ",".join(f for f in (first, convert) if f), *after,
                              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 
 
@@ -463,8 +466,9 @@ def check_disk_space(out_path: Path, pixels: int, label: str) -> None:
 
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
-                 chain=None, in_range: str = "tv") -> ShardResult:
-    """Upscale every frame of `in_path` into `out_path` (written under a temporary name, renamed when whole).
+                 chain=None, in_range: str = "tv", cut: dict | None = None) -> ShardResult:
+    """Upscale every frame of `in_path` (or, with `cut`, one shard's frames of it: `shards.plan_cut`) into
+    `out_path` (written under a temporary name, renamed when whole).
 
     `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`; without
     one, the job claims a GPU of its own (device: auto on a machine with several) for its lifetime.
@@ -474,13 +478,14 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
     if threads > 0:
         torch.set_num_threads(threads)
     if chain is not None:
-        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range)
+        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut)
     with job_device(settings.device, log) as device:
         Device(device).activate()
         # the steps themselves, so each step's own precision/tile options reach the loader
         loaded = load_chain_steps(list(settings.models), device=device, precision=settings.precision,
                                   tile=settings.tile, tile_overlap=settings.tile_overlap, log=log)
-        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, loaded, in_range)
+        return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, loaded, in_range,
+                        cut)
 
 
 def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
@@ -491,7 +496,7 @@ def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
 
 
 def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matrix: str, settings: UpscaleSettings,
-             label: str, log: logging.Logger, chain, in_range: str = "tv") -> ShardResult:
+             label: str, log: logging.Logger, chain, in_range: str = "tv", cut: dict | None = None) -> ShardResult:
     stream = media.ffprobe_json(in_path, "-select_streams", "v:0")["streams"][0]
     width, height = int(stream["width"]), int(stream["height"])
     chain = prepare_chain(chain, compile=settings.compile, log=log)
@@ -541,7 +546,8 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     start = time.monotonic()
     # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
     coder_threads = 1 if on_cpu else None
-    decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range), stdout=subprocess.PIPE,
+    decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range, cut=cut),
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form), stdin=subprocess.PIPE,
                                stderr=subprocess.PIPE)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from . import media
 from .errors import RemasterError
-from .ffv1 import ffv1_args
 
 
 def partial_path(path: Path) -> Path:
@@ -59,31 +58,47 @@ def concat_files(parts: list[Path], out_path: Path) -> None:
                 shutil.copyfileobj(src, out, 16 << 20)
 
 
-def cut_shard(prepared: Path, out_path: Path, start: int, end: int, fps: str, log: logging.Logger) -> None:
-    """Copy frames [start, end) of the prepared (intra-only, constant-rate) title into `out_path`.
+def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger) -> dict:
+    """How the upscale job reads frames [start, end) of the prepared title, checked without copying a frame.
 
-    Every frame of the prepared title is a keyframe, so a stream copy from a seek is exact; the shard is
-    kept only if it holds `end - start` frames and its first frame is frame `start`. Otherwise the frames
-    are selected by number from a full decode (slow, always right).
+    The prepared title is intra-only and constant-rate, so a seek to half a frame before frame `start`
+    (accurate: frames before the seek time are decoded and dropped) followed by `end - start` frames is
+    exact. The packets' times are read here (ffprobe, no decode) to confirm the title's clock agrees:
+    the frames from `start` on are where the rate puts them, and there are enough of them. Where they
+    are not, the frames are selected by number from a full decode instead (slow, always right).
+
+    No copy of the frames is written: a copy of every shard, made ahead of the upscale by idle cores,
+    was a second prepared title on disk (docs/benchmarks.md, "Disk of a run").
     """
-    count = end - start
-    rate = Fraction(fps)
-    first = float(start / rate)
-    with atomic_output(out_path) as tmp:
-        # a quarter frame past frame `start`, so the seek lands on it and not on its predecessor
-        seek = ["-ss", f"{float((start + Fraction(1, 4)) / rate):.6f}"] if start else []
-        copy = media.ffmpeg_args("-copyts", *seek, "-i", media.input_path(prepared), "-map", "0:v:0",
-                                 "-frames:v", str(count), "-c", "copy", "-f", "matroska", tmp)
-        media.run(copy, what=f"{prepared}: cutting frames {start}-{end - 1}")
-        got, begins = media.count_packets(tmp), media.first_timestamp(tmp)
-        if got == count and abs(begins - first) < float(1 / rate) / 2:
-            log.info("frames %d-%d cut by stream copy: %d frames from %.3f s", start, end - 1, got, begins)
-            return
-        log.warning("frames %d-%d: stream copy gave %d frames from %.3f s; selecting by number instead",
-                    start, end - 1, got, begins)
-        select = media.ffmpeg_args("-i", media.input_path(prepared), "-map", "0:v:0", "-vf",
-                                   f"select='between(n,{start},{end - 1})'", "-fps_mode", "passthrough",
-                                   *ffv1_args(4, crc=False), "-f", "matroska", tmp)
-        media.run(select, what=f"{prepared}: selecting frames {start}-{end - 1}")
-        if media.count_packets(tmp) != count:
-            raise RemasterError(f"{prepared}: cannot cut frames {start}-{end - 1} exactly")
+    count, rate = end - start, Fraction(fps)
+    half = 1 / (2 * rate)
+    seek = float(start / rate - half) if start else None
+    interval = f"{seek:.6f}%+#{count + 1}" if seek is not None else f"%+#{count}"
+    cmd = [media.tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-read_intervals", interval,
+           "-show_entries", "packet=pts_time", "-of", "csv=p=0", media.input_path(prepared)]
+    lines = media.run(cmd, what=f"{prepared}: reading the times of frames {start}-{end - 1}").stdout.split()
+    times = [float(v.rstrip(",")) for v in lines if v.rstrip(",") not in ("", "N/A")]
+    if seek is not None:
+        times = [t for t in times if t >= seek]
+    times = times[:count]
+    expected = [float((start + n) / rate) for n in range(count)]
+    exact = len(times) == count and all(abs(t - e) < float(half) for t, e in zip(times, expected))
+    if exact:
+        log.info("frames %d-%d: read by a seek to %s s", start, end - 1, "0" if seek is None else f"{seek:.6f}")
+    else:
+        log.warning("frames %d-%d: the title's times are not where its rate puts them (%d of %d found from "
+                    "%.3f s); the upscale selects them by number instead", start, end - 1, len(times), count,
+                    times[0] if times else float("nan"))
+    return {"start": start, "end": end, "method": "seek" if exact else "select", "seek": seek}
+
+
+def cut_input_args(cut: dict | None) -> tuple[list[str], list[str], str | None]:
+    """ffmpeg arguments reading a `plan_cut` cut of a file: (before -i, after -i, a filter to put first)."""
+    if not cut:
+        return [], [], None
+    count = cut["end"] - cut["start"]
+    if cut["method"] == "seek":
+        before = ["-ss", f"{cut['seek']:.6f}"] if cut["seek"] is not None else []
+        return before, ["-frames:v", str(count), "-fps_mode", "passthrough"], None
+    return [], ["-frames:v", str(count), "-fps_mode", "passthrough"], \
+        f"select='between(n,{cut['start']},{cut['end'] - 1})'"
