@@ -39,11 +39,14 @@ onstart:
     check_models_at_start()
 
 
+# on a cluster these run where Snakemake runs: extract_shard only reads packet times (a SLURM job each
+# would cost more in queueing than its work)
 localrules:
     all,
     plan,
     preview,
     preview_title,
+    extract_shard,
 
 
 rule all:
