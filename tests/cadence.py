@@ -26,6 +26,8 @@ PAL_PHASE_FRAMES = 50  # 2 s of 25p
 SMALL_FRAMES = 120  # the issue's 88x72 progressive clip
 SOFT_HYBRID_FILM_FRAMES = 20  # film coded with pulldown flags (25 frames shown) …
 SOFT_HYBRID_VIDEO_FRAMES = 20  # … then 20 frames (40 fields) of interlaced video
+SHORT_FILM_FRAMES = 16  # film (20 frames shown) before 60 frames of video: 5% repeated fields, under 15%
+SHORT_FILM_VIDEO_FRAMES = 60
 
 
 def _film(out: Path, ffmpeg: str, frames: int, *, photo: str = "rocket.jpg", first: int = 0,
@@ -92,12 +94,13 @@ def mixed_telecine(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> tuple[Path, Path
     return _mplex([joined], out_dir / "mixed_telecine.vob"), film
 
 
-def hybrid(out_dir: Path, *, ffmpeg: str = "ffmpeg") -> tuple[Path, Path, Path]:
+def hybrid(out_dir: Path, *, ffmpeg: str = "ffmpeg", film_frames: int = HYBRID_FILM_FRAMES,
+           video_frames: int = HYBRID_VIDEO_FRAMES) -> tuple[Path, Path, Path]:
     """(disc VOB, lossless film frames, lossless 59.94p video pictures): hard-telecined film
     (40 frames → 50) followed by 40 frames of interlaced video woven from 80 pictures."""
     out_dir = Path(out_dir)
-    film = _film(out_dir / "hybrid_film.nut", ffmpeg, HYBRID_FILM_FRAMES)
-    video = _film(out_dir / "hybrid_video.nut", ffmpeg, 2 * HYBRID_VIDEO_FRAMES, photo="coffee.png",
+    film = _film(out_dir / "hybrid_film.nut", ffmpeg, film_frames)
+    video = _film(out_dir / "hybrid_video.nut", ffmpeg, 2 * video_frames, photo="coffee.png",
                   rate=Fraction(60000, 1001), speed=4)
     out = out_dir / "hybrid.vob"
     _run(ffmpeg, [

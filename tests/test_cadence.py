@@ -8,6 +8,7 @@ shown once and in order (matched against the lossless source pictures), and the 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from fractions import Fraction
@@ -20,6 +21,7 @@ import cadence
 from remaster import analyse, engine, media, prepare
 from remaster import plan as plans
 from remaster import probe as probes
+from remaster.errors import RemasterError
 from remaster.settings import FrontEndSettings
 
 needs_mjpegtools = pytest.mark.skipif(not (shutil.which("mpeg2enc") and shutil.which("mplex")),
@@ -117,6 +119,32 @@ def test_hybrid_title_constant_rate_when_vfr_is_off(tmp_path, hybrid_disc):
     assert plan["vfr"] is False and facts["vfr"] is False and facts["fps"] == "60000/1001"
     # 50 telecined frames of film shown 3:2 at 59.94 (100 frames) and 80 fields of video
     assert abs(facts["frame_count"] - 180) <= 1
+
+
+def test_scan_hybrid_in_the_config_finds_a_short_film_part(tmp_path):
+    """A title mostly video with a short film part: too few repeated fields for `auto` to look for film
+    (it deinterlaces the film, each picture shown two or three times); `scan: hybrid` maps it."""
+    disc, film, video = cadence.hybrid(tmp_path, film_frames=cadence.SHORT_FILM_FRAMES,
+                                       video_frames=cadence.SHORT_FILM_VIDEO_FRAMES)
+    ffmpeg = media.tool("ffmpeg")
+    assert analyse.detect_scan(disc, ffmpeg=ffmpeg).scan == "interlaced"
+    probe, _ = probes.probe_title(disc)
+    settings = FrontEndSettings(scan="hybrid")
+    with pytest.raises(RemasterError, match="scan: hybrid needs the title's frame map"):
+        plans.make_plan(probe, settings, title=disc)
+    plan = plans.make_plan(probe, settings, title=disc, detected=analyse.hybrid_decision(disc, ffmpeg=ffmpeg))
+    assert plan["scan"] == "hybrid" and plan["decisions"]["scan"]["source"] == "config"
+    assert re.search(r"scan: hybrid in the config; .* finds \d+ film and \d+ interlaced video frames",
+                     plan["decisions"]["scan"]["evidence"])
+    out = tmp_path / "prepared.mkv"
+    facts = prepare.prepare_title(disc, plan, out, expected_seconds=probe["video"]["duration"],
+                                  log=logging.getLogger("test"))
+    films, fields = cadence.SHORT_FILM_FRAMES, 2 * cadence.SHORT_FILM_VIDEO_FRAMES
+    assert facts["frame_count"] == films + fields
+    frames = cadence.luma_frames(out)
+    # every film picture once and in order, then every video field as a picture
+    assert cadence.best_matches(frames[:films], cadence.luma_frames(film)) == list(range(films))
+    assert cadence.best_matches(frames[films:], cadence.luma_frames(video)) == list(range(fields))
 
 
 @needs_mjpegtools

@@ -150,10 +150,14 @@ def test_hybrid_title_interpolated_keeps_its_frame_times(tmp_path, tiny_model):
     disc, film, video = cadence.hybrid(tmp_path)
     work = tmp_path / "work"
     ifnet = make_ifnet(tmp_path / "rife46 random.safetensors")
+    # `scan: hybrid` named in the config (the automatic decision finds the same split on this title)
     write_config(work, source=str(disc), output="master.mkv", models=[str(tiny_model)], shard_frames=64,
-                 encoder=FAST_ENCODER, target_height=240, interpolate={"factor": 2, "model": str(ifnet)})
+                 encoder=FAST_ENCODER, target_height=240, interpolate={"factor": 2, "model": str(ifnet)},
+                 scan="hybrid")
     snakemake(work, "--cores", "2", "master.mkv", "results/master/verify_master/verify.json")
     master = work / "master.mkv"
+    assert re.search(r"scan: hybrid \[config\] because scan: hybrid in the config; .* finds 50 film and 40 "
+                     r"interlaced video frames", (work / "logs" / "master" / "plan_disc.log").read_text())
     films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
     assert frame_count(master) == 2 * (films + fields)  # every section twice its frames, the count exact
     times = [float(t) for t in ffprobe(master, "-select_streams", "v:0", "-show_entries",

@@ -20,6 +20,10 @@ with reported(log):
     if frontend.scan == "auto":
         log.info("measuring fields with idet over the title …")
         detected = analyse.detect_scan(title, ffmpeg=ffmpeg)
+    elif frontend.scan == "hybrid":
+        log.info("scan: hybrid: mapping film and video frames over the whole title …")
+        detected = analyse.hybrid_decision(
+            title, ffmpeg=ffmpeg, order=None if frontend.field_order == "auto" else frontend.field_order)
     else:
         # a scan named in the config still needs the pulldown flags honoured (soft telecine)
         spans = analyse.sample_windows(analyse.duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)

@@ -412,6 +412,34 @@ def detect_scan(video: Path | str, *, ffmpeg: str = "ffmpeg", max_frames: int | 
         (), pulldown)
 
 
+def hybrid_decision(video: Path | str, *, ffmpeg: str = "ffmpeg", order: str | None = None) -> ScanDecision:
+    """`scan: hybrid` named in the config: the whole title's frame map splits it into film and video runs,
+    whatever the sampled vote says (a title with a short film part has too few repeated fields for the
+    automatic decision to look for film at all).
+
+    The field order is the one given, else the one idet measures.  When the map finds only one kind of
+    frame, the title is that kind (telecine, each run at its own phase; or interlaced) and the reason says
+    that the config asked for hybrid.
+    """
+    auto = detect_scan(video, ffmpeg=ffmpeg, map_cadence=False)
+    order = order or auto.field_order or "tff"
+    sections = tuple(cadence_sections(*cadence_map(video, ffmpeg=ffmpeg, order=order, pulldown=auto.pulldown)))
+    evidence = auto.evidence | {"sections": [f"{s['kind']} {s['start']}-{s['end']}" for s in sections]}
+    films = sum(s["end"] - s["start"] for s in sections if s["kind"] == "film")
+    videos = sum(s["end"] - s["start"] for s in sections) - films
+    asked = (f"scan: hybrid in the config; the {order.upper()} frame map of the whole title finds {films} film "
+             f"and {videos} interlaced video frames in {len(sections)} sections")
+    if films and videos:
+        return ScanDecision("hybrid", order, evidence, asked + " (the sampled vote alone: "
+                            f"{auto.scan}).", sections, auto.pulldown)
+    if films:
+        return ScanDecision("telecine", order, evidence, asked + ": no video section, so the whole title is "
+                            "inverse-telecined, each run at its own phase.",
+                            sections if len(sections) > 1 else (), auto.pulldown)
+    return ScanDecision("interlaced", order, evidence, asked + f": no film run, so deinterlace {order.upper()}.",
+                        (), auto.pulldown)
+
+
 def _film_keep(sections) -> str:
     """select expression keeping every frame except each film run's pulldown repeats."""
     drops = [f"between(n,{s['start']},{s['end'] - 1})*eq(mod(n,5),{s['phase']})"

@@ -42,6 +42,11 @@ def _decision(value, source: str, evidence: str, key: str) -> dict:
 
 
 def _scan(settings: FrontEndSettings, detected: analyse.ScanDecision | None) -> tuple[str, str | None, dict]:
+    if settings.scan == "hybrid":
+        # the frame map (analyse.hybrid_decision) says which runs are film: without it there is no split
+        if detected is None or not (detected.sections or detected.scan != "hybrid"):
+            raise RemasterError("scan: hybrid needs the title's frame map (analyse.hybrid_decision)")
+        return detected.scan, detected.field_order, _decision(detected.scan, "config", detected.reason, "scan")
     if settings.scan != "auto":
         scan = settings.scan
         order = None if scan == "progressive" else (

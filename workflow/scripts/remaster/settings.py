@@ -97,7 +97,7 @@ class InterpolateSettings:
 class FrontEndSettings:
     """Overrides of the front end's decisions; `auto` (None here) lets the probe decide."""
 
-    scan: str = "auto"  # auto | progressive | telecine | phase_shifted | interlaced
+    scan: str = "auto"  # auto | progressive | telecine | phase_shifted | interlaced | hybrid
     field_order: str = "auto"  # auto | tff | bff
     deinterlace_rate: str = "field"  # field (50/59.94 fps) | frame (25/29.97 fps)
     display_aspect: str = "auto"  # auto | "4:3" | "16:9" | any W:H
