@@ -91,13 +91,36 @@ def insert_captions(stream: bytes) -> bytes:
     return bytes(out)
 
 
+LPCM_BITS = {"lpcm": 16, "lpcm24": 24}
+
+
+def dvd_lpcm24(raw: bytes) -> bytes:
+    """Big-endian 24-bit stereo samples in DVD LPCM's layout, which mplex copies as it is: per two sample
+    frames, the upper 16 bits of the four samples, then their low bytes."""
+    out = bytearray()
+    for group in range(0, len(raw) - len(raw) % 12, 12):
+        samples = [raw[group + 3 * k:group + 3 * k + 3] for k in range(4)]
+        out += b"".join(s[:2] for s in samples) + bytes(s[2] for s in samples)
+    return bytes(out)
+
+
 def marker_audio(out: Path, seconds: float, beep: float, codec: str) -> Path:
-    """`seconds` of silence with a 0.1 s 1 kHz beep at `beep` s, as an elementary stream for mplex."""
-    graph = f"aevalsrc='if(between(t,{beep},{beep + 0.1}),0.5*sin(2*PI*1000*t),0)':s=48000:d={seconds}"
+    """`seconds` of silence with a 0.1 s 1 kHz beep at `beep` s, as an elementary stream for mplex.
+
+    lpcm24's samples carry a faint noise below the 16th bit, so a conversion that keeps only 16 bits
+    shows; the unpacked samples are written beside it as `<out>.s24be` to compare with."""
+    beeps = f"if(between(t,{beep},{beep + 0.1}),0.5*sin(2*PI*1000*t),0)"
+    graph = f"aevalsrc='{beeps}':s=48000:d={seconds}"
+    if codec == "lpcm24":
+        graph = f"aevalsrc='{beeps}+0.00002*random(0)|{beeps}+0.00002*random(1)':s=48000:d={seconds}"
     args = {"ac3": ["-c:a", "ac3", "-b:a", "192k", "-f", "ac3"], "mp2": ["-c:a", "mp2", "-b:a", "192k", "-f", "mp2"],
+            "dts": ["-c:a", "dca", "-strict", "-2", "-b:a", "768k", "-f", "dts"],
             # raw big-endian 16-bit stereo, which mplex packs as DVD LPCM (its -L option gives the layout)
-            "lpcm": ["-c:a", "pcm_s16be", "-f", "s16be"]}
-    _ffmpeg("-f", "lavfi", "-i", graph, "-ac", "2", *args[codec], str(out))
+            "lpcm": ["-c:a", "pcm_s16be", "-f", "s16be"], "lpcm24": ["-c:a", "pcm_s24be", "-f", "s24be"]}
+    target = out.with_name(out.name + ".s24be") if codec == "lpcm24" else out
+    _ffmpeg("-f", "lavfi", "-i", graph, "-ac", "2", *args[codec], str(target))
+    if codec == "lpcm24":
+        out.write_bytes(dvd_lpcm24(target.read_bytes()))
     return out
 
 
@@ -106,10 +129,12 @@ def segment(work: Path, name: str, frames: int, flash: int, *, audio: tuple[str,
     """One VOB (mplex, DVD format) of `frames` frames with a marker at frame `flash` in picture and sound."""
     video = marker_video(work / f"{name}.m2v", frames, flash, captions=captions)
     seconds = float(frames / RATE)
-    tracks = [marker_audio(work / f"{name}.{n}.{codec}", seconds, float(flash / RATE), codec)
-              for n, codec in enumerate(audio)]
+    # mplex knows an LPCM stream by its file name's .lpcm; -L gives each one's layout, in order
+    tracks = [marker_audio(work / f"{name}.{n}.{'lpcm' if codec in LPCM_BITS else codec}", seconds,
+                           float(flash / RATE), codec) for n, codec in enumerate(audio)]
+    layouts = ",".join(f"48000:2:{LPCM_BITS[codec]}" for codec in audio if codec in LPCM_BITS)
     out = work / f"{name}.mpg"
-    _run(["mplex", "-v", "0", "-f", "8", *(["-L", "48000:2:16"] if "lpcm" in audio else []), "-o", str(out),
+    _run(["mplex", "-v", "0", "-f", "8", *(["-L", layouts] if layouts else []), "-o", str(out),
           str(video), *map(str, tracks)])
     return out
 

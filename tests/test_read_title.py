@@ -64,17 +64,23 @@ def episodes(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def lpcm_subs(tmp_path_factory) -> Path:
-    """One title of 60 frames (marker at 20): 16-bit LPCM Japanese and MPEG-1 Layer II French audio (mplex
-    numbers the MPEG stream 0xC1, not 0xC0); subtitles: English, German all forced (spumux force="yes"),
-    French with one ordinary and one forced subpicture; the PGC palette authored from authoring.PALETTE_RGB."""
+    """One title of 60 frames (marker at 20): 24-bit LPCM Japanese (with noise below the 16th bit), MPEG-1
+    Layer II French (mplex numbers it 0xC1, not 0xC0) and DTS German audio; subtitles: English, German all
+    forced (spumux force="yes"), French with one ordinary and one forced subpicture; the PGC palette
+    authored from authoring.PALETTE_RGB. The LPCM's source samples lie beside the disc (LPCM_SOURCE)."""
     if authoring.missing_tools():
         pytest.skip(f"authoring tools missing: {authoring.missing_tools()}")
     work = tmp_path_factory.mktemp("lpcm")
-    vob = authoring.segment(work, "m", 60, 20, audio=("lpcm", "mp2"))
+    vob = authoring.segment(work, "m", 60, 20, audio=("lpcm24", "mp2", "dts"))
     vob = authoring.add_subpictures(vob, work, [[(False, 0.4, 1.0)], [(True, 1.0, 1.8)],
                                                 [(False, 0.3, 0.8), (True, 1.2, 1.7)]])
-    return authoring.dvdauthor(work, [[(vob, "0")]], audio=[("pcm", "ja"), ("mp2", "fr")],
+    return authoring.dvdauthor(work, [[(vob, "0")]], audio=[("pcm", "ja"), ("mp2", "fr"), ("dts", "de")],
                                subtitles=["en", "de", "fr"], palette=True)
+
+
+def lpcm_source(disc: Path) -> bytes:
+    """The 24-bit samples the disc's LPCM track was authored from (big-endian stereo)."""
+    return (disc.parent.parent / "m.0.lpcm.s24be").read_bytes()
 
 
 def _copy_disc(disc: Path, to: Path) -> Path:
@@ -221,33 +227,43 @@ def test_a_decoy_title_is_not_taken(tmp_path, caplog):
 
 
 @needs_authoring
-def test_lpcm_and_mp2_keep_their_bits_and_languages(lpcm_subs, tmp_path):
-    # ids from the PGC's control tables: mplex put the MP2 track at 0xC1 (after the LPCM one), as dvdvideo reads
+def test_lpcm_mp2_and_dts_keep_their_bits_and_languages(lpcm_subs, tmp_path):
+    # ids from the PGC's control tables: mplex put the MP2 track at 0xC1 and the DTS one at 0x8A (each after
+    # the tracks before it), as dvdvideo reads
     info = list_titles(lpcm_subs)[0]
     dvd = _json(lpcm_subs, "-f", "dvdvideo", "-title", "1", "-show_streams")["streams"]
-    assert [(a.probe_id, a.codec, a.language) for a in info.audio] == [("0xa0", "pcm_dvd", "ja"), ("0x1c1", "mp2", "fr")]
+    assert [(a.probe_id, a.codec, a.language) for a in info.audio] == [
+        ("0xa0", "pcm_dvd", "ja"), ("0x1c1", "mp2", "fr"), ("0x8a", "dts", "de")]
     assert [a.probe_id for a in info.audio] == [s["id"] for s in dvd if s["codec_type"] == "audio"]
     assert [(f"0x{s.stream_id:x}", s.language) for s in info.subtitles] == [("0x20", "en"), ("0x21", "de"),
                                                                             ("0x22", "fr")]
     title = _read(lpcm_subs, tmp_path / "t.mkv")
     audio = [s for s in _json(title, "-show_streams")["streams"] if s["codec_type"] == "audio"]
-    assert [(s["codec_name"], s["tags"]["language"]) for s in audio] == [("flac", "jpn"), ("mp2", "fre")]
+    assert [(s["codec_name"], s["tags"]["language"]) for s in audio] == [("flac", "jpn"), ("mp2", "fre"),
+                                                                         ("dts", "ger")]
+    assert audio[0]["bits_per_raw_sample"] == "24"  # FLAC at the disc's bit depth
     vob = next(lpcm_subs.glob("VTS_01_1.VOB"))
 
-    def packets(path: Path, stream: str) -> bytes:
-        cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", stream, "-c", "copy", "-f", "mp2", "-")
+    def packets(path: Path, stream: str, form: str) -> bytes:
+        cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", stream, "-c", "copy", "-f", form, "-")
         return subprocess.run(cmd, capture_output=True, check=True).stdout
 
-    # LPCM: the FLAC decodes to the very samples the disc's LPCM does; MP2: the same frames, byte for byte
-    assert _pcm_bytes(title, "0:a:0") == _pcm_bytes(vob, "0:i:0xa0")
-    original = packets(vob, "0:i:0x1c1")
-    assert original and packets(title, "0:a:1") == original
+    # LPCM: the FLAC decodes to the very 24-bit samples the disc was authored from, the noise under the
+    # 16th bit included (a 16-bit conversion would lose it); MP2 and DTS: the same frames, byte for byte
+    samples = _pcm_bytes(title, "0:a:0")
+    source = lpcm_source(lpcm_subs)
+    assert len(samples) > 0.95 * len(source) and samples == source[:len(samples)]
+    assert any(sample[2] for sample in zip(*[iter(samples)] * 3))  # the low byte carries the noise
+    for stream, ident, form in (("0:a:1", "0x1c1", "mp2"), ("0:a:2", "0x8a", "dts")):
+        original = packets(vob, f"0:i:{ident}", form)
+        assert original and packets(title, stream, form) == original, form
     assert authoring.beep_times(title, 0, _ffprobe()) == pytest.approx(authoring.flash_times(title, _ffprobe()),
                                                                        abs=FRAME)
 
 
 def _pcm_bytes(path: Path, stream: str) -> bytes:
-    cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", stream, "-f", "s16le", "-")
+    """The track's samples as 24-bit big-endian: a 16-bit track would come back with zero low bytes."""
+    cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", stream, "-f", "s24be", "-")
     return subprocess.run(cmd, capture_output=True, check=True).stdout
 
 
@@ -347,8 +363,13 @@ def test_master_keeps_lpcm_and_every_subtitle_kind(lpcm_subs, tmp_path, tiny_mod
     snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
     streams = _json(tmp_path / "music.mkv", "-show_streams", "-show_data")["streams"]
     tracks = [(s["codec_name"], s.get("tags", {}).get("language"), s["disposition"]["forced"]) for s in streams[1:]]
-    assert tracks == [("flac", "jpn", 0), ("mp2", "fre", 0), ("dvd_subtitle", "eng", 0), ("dvd_subtitle", "ger", 1),
-                      ("dvd_subtitle", "fre", 0), ("dvd_subtitle", "fre", 1)]
+    assert tracks == [("flac", "jpn", 0), ("mp2", "fre", 0), ("dts", "ger", 0), ("dvd_subtitle", "eng", 0),
+                      ("dvd_subtitle", "ger", 1), ("dvd_subtitle", "fre", 0), ("dvd_subtitle", "fre", 1)]
     assert streams[-1]["tags"]["title"] == "Forced only"
-    assert _extradata_palette(streams[3]["extradata"]) == _extradata_palette(streams[-1]["extradata"])
-    assert len(_extradata_palette(streams[3]["extradata"])) == 16
+    # the master's FLAC holds the 24 bits the disc was authored with, sample for sample
+    samples = _pcm_bytes(tmp_path / "music.mkv", "0:a:0")
+    source = lpcm_source(lpcm_subs)
+    assert streams[1]["bits_per_raw_sample"] == "24" and samples == source[:len(samples)]
+    assert len(samples) > 0.95 * len(source)
+    assert _extradata_palette(streams[4]["extradata"]) == _extradata_palette(streams[-1]["extradata"])
+    assert len(_extradata_palette(streams[4]["extradata"])) == 16
