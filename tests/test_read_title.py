@@ -314,6 +314,29 @@ def test_closed_captions_become_a_text_track(episodes, tmp_path):
 
 
 @needs_authoring
+def test_captions_that_begin_late_are_found(tmp_path):
+    """A film's first caption may come minutes in: 70 s without captions, then the captioned segment. The
+    probe finds them (it once looked at the first 60 s only) and the track starts 70 s in."""
+    filler = tmp_path / "filler.m2v"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    f"color=gray:size={authoring.WIDTH}x{authoring.HEIGHT}:rate={authoring.RATE}:duration=70",
+                    "-c:v", "mpeg2video", "-g", "15", "-f", "mpeg2video", str(filler)], check=True)
+    captioned = authoring.marker_video(tmp_path / "captioned.m2v", 45, 10, captions=True)
+    joined = tmp_path / "joined.m2v"
+    joined.write_bytes(filler.read_bytes() + captioned.read_bytes())
+    title = tmp_path / "late captions.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-fflags", "+genpts", "-r", str(authoring.RATE), "-i", str(joined), "-c", "copy",
+                    str(title)], check=True)
+    description, _ = probe_title(title)
+    assert description["video"]["closed_captions"] is True
+    out = tmp_path / "subs.mks"
+    assert extract_subtitles(title, out, subtitles=[], log=LOG)["captions"] == 1
+    text = media.run(media.ffmpeg_args("-i", media.input_path(out), "-f", "srt", "-"), what="srt").stdout
+    start = text.split("\n")[1].split(" --> ")[0]
+    assert authoring.CAPTION_TEXT in text and 70 <= 60 * int(start[3:5]) + int(start[6:8]) < 71
+
+
+@needs_authoring
 def test_master_of_a_two_episode_disc(episodes, tmp_path, tiny_model):
     """The whole workflow on the disc as a user would run it, no key set by hand: the master is episode 1
     only, in sync, with both audio tracks bit for bit, its chapters, and the closed captions."""

@@ -119,13 +119,29 @@ def keep_only(indices: tuple[int, ...]) -> str:
 CAPTION_USER_DATA = (b"\x00\x00\x01\xb2CC\x01\xf8", b"\x00\x00\x01\xb2GA94\x03")
 
 
-def has_closed_captions(title: Path, seconds: float = 60.0) -> bool:
-    """Whether the MPEG-2 video of the title's first `seconds` carries caption user data (read from the
-    bitstream: ffprobe's own flag needs a decoded frame with captions, which a Matroska title does not give)."""
-    cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-map", "0:v:0", "-t", str(seconds),
+def has_closed_captions(title: Path, seconds: float | None = None) -> bool:
+    """Whether the title's MPEG-2 video carries caption user data anywhere (or in its first `seconds`).
+
+    Read from the bitstream, copied through a pipe and searched as it comes, stopping at the first caption:
+    ffprobe's own flag needs a decoded frame with captions, which a Matroska title does not give, and a
+    film's first caption may come minutes in. A title without any is read to its end (stream copy: I/O,
+    no decoding)."""
+    limit = ["-t", str(seconds)] if seconds else []
+    cmd = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-map", "0:v:0", *limit,
                             "-c", "copy", "-f", "mpeg2video", "-")
-    result = subprocess.run(cmd, capture_output=True)
-    return result.returncode == 0 and any(marker in result.stdout for marker in CAPTION_USER_DATA)
+    keep = max(len(marker) for marker in CAPTION_USER_DATA) - 1  # a marker may straddle two reads
+    tail = b""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        try:
+            while chunk := proc.stdout.read(1 << 20):
+                window = tail + chunk
+                if any(marker in window for marker in CAPTION_USER_DATA):
+                    return True
+                tail = window[-keep:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return False
 
 
 def _movie_source(path: Path) -> str:
