@@ -85,8 +85,8 @@ def test_cadence_break_between_soft_and_hard_telecine_repeats_no_picture(tmp_pat
     plan, facts, out = _prepare(disc, tmp_path)
     assert plan["scan"] == "telecine" and len(plan["cadence"]["sections"]) == 2
     shown = cadence.best_matches(cadence.luma_frames(out), cadence.luma_frames(film))
-    # no picture twice, in order; the soft part's last picture reaches the decoder as a single
-    # (orphan) field at the join, which field matching cannot make a picture of (docs/frontend.md)
+    # no picture twice, in order; at the join the fields change parity and fieldmatch weaves pictures 21/22
+    # (their combing under its threshold on this slow pan), so 21 may be lost (docs/frontend.md)
     assert shown == sorted(set(shown))
     total = cadence.MIXED_SOFT_FRAMES + cadence.MIXED_HARD_FRAMES
     assert set(range(total)) - set(shown) <= {cadence.MIXED_SOFT_FRAMES - 1}
