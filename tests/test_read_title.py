@@ -314,6 +314,34 @@ def test_closed_captions_become_a_text_track(episodes, tmp_path):
 
 
 @needs_authoring
+def test_vob_files_without_ifos_keep_sync_across_vob_ids(episodes, tmp_path):
+    """The title set's VOB files alone (no IFO): three VOB IDs whose clocks each restart. Joined byte for
+    byte, the second marker's beep came 0.64 s before its flash in the master; each VOB ID is now offset by
+    the pictures before it."""
+    from remaster.source import resolve_source
+    from remaster.voblist import clock_resets
+
+    rip = tmp_path / "rip"
+    rip.mkdir()
+    for vob in sorted(episodes.glob("VTS_01_*.VOB")):
+        if not vob.name.endswith("_0.VOB"):
+            shutil.copy(vob, rip / vob.name)
+    source = resolve_source(str(rip))
+    assert source.kind == "vobs" and source.needs_reading
+    assert len(clock_resets(source.parts[0])) == 2
+    title = _read(rip, tmp_path / "title.vob")
+    ffprobe = _ffprobe()
+    flashes = authoring.flash_times(title, ffprobe)
+    start = flashes[0] - 10 * FRAME  # the markers: frame 10 of 30, frame 20 of 45, frame 30 of 60
+    assert [t - start for t in flashes] == pytest.approx([10 * FRAME, 50 * FRAME, 105 * FRAME], abs=FRAME / 2)
+    for n in (0, 1):
+        assert authoring.beep_times(title, n, ffprobe) == pytest.approx(flashes, abs=FRAME)
+    frames = media.run([ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                        "stream=nb_read_frames", "-of", "csv=p=0", str(title)], what="count").stdout
+    assert int(frames.strip().rstrip(",")) == 30 + 45 + 60
+
+
+@needs_authoring
 def test_captions_that_begin_late_are_found(tmp_path):
     """A film's first caption may come minutes in: 70 s without captions, then the captioned segment. The
     probe finds them (it once looked at the first 60 s only) and the track starts 70 s in."""

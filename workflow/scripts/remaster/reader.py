@@ -16,7 +16,8 @@ from pathlib import Path
 from . import media
 from .dvd import DiscError, TitleInfo, choose_title, list_titles
 from .errors import RemasterError
-from .shards import atomic_output, concat_files
+from .shards import atomic_output
+from .voblist import join_vobs
 
 # Matroska holds these DVD audio codings as they are on the disc
 COPIED_AUDIO = {"ac3", "eac3", "dts", "mp2", "mp3", "mp1", "aac", "flac", "truehd", "opus", "vorbis"}
@@ -109,5 +110,5 @@ def read_title(source, out: Path, *, title_number: int | str = "auto", angle: in
             log.warning("title_number and angle apply to a VIDEO_TS folder; %s are plain VOB files",
                         ", ".join(p.name for p in source.parts))
         log.info("joining %d VOBs: %s", len(source.parts), ", ".join(p.name for p in source.parts))
-        concat_files(list(source.parts), out)
+        join_vobs(list(source.parts), out, log=log)
     log.info("wrote %s (%d bytes)", out, out.stat().st_size)

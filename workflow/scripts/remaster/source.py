@@ -22,8 +22,9 @@ class Source:
 
     @property
     def needs_reading(self) -> bool:
-        """Whether read_title makes the one title file every later step reads."""
-        return self.kind == "video_ts" or len(self.parts) > 1
+        """Whether read_title makes the one title file every later step reads (VOBs, even one: a VOB ID's
+        clock reset inside it is offset there)."""
+        return self.kind in ("video_ts", "vobs")
 
     @property
     def title_name(self) -> str:
