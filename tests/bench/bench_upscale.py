@@ -33,11 +33,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
-from remaster import engine  # noqa: E402
 from remaster.demo import pan_frames  # noqa: E402
-from remaster.devices import describe  # noqa: E402
-from remaster.models import load_chain  # noqa: E402
-from remaster.settings import ModelStep, UpscaleSettings  # noqa: E402
+from remaster.frames import engine  # noqa: E402
+from remaster.models.devices import describe  # noqa: E402
+from remaster.models.loading import load_chain  # noqa: E402
+from remaster.run.settings import ModelStep, UpscaleSettings  # noqa: E402
 
 FPS = "24000/1001"
 MATRIX = "bt601"

@@ -14,11 +14,11 @@ from snakemake.iocontainers import Wildcards
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from remaster import disk as remaster_disk
-from remaster import media, preflight
-from remaster import sheet as remaster_sheet
-from remaster.errors import RemasterError
-from remaster.records import Prepared, read_json
+from remaster.run import disk as remaster_disk
+from remaster.run import media, preflight
+from remaster.run import sheet as remaster_sheet
+from remaster.run.errors import RemasterError
+from remaster.run.records import Prepared, read_json
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
@@ -206,7 +206,7 @@ def check_models_at_start():
     time. The check_models rule writes the same facts for the report; it is not an input of the shard rules,
     so re-checking never makes a shard stale.
     """
-    from remaster.models import check_chain
+    from remaster.models.loading import check_chain
 
     # who holds this run's locks, so that the next run can tell a killed run's lock from a live one
     preflight.record_lock_owner(getattr(workflow.persistence, "_lockfile", {}).values())
@@ -227,7 +227,7 @@ def check_models_at_start():
                     tile=upscale.tile,
                 )["scale"]
             if master.settings.interpolate.enabled:
-                from remaster.rife import load_ifnet
+                from remaster.models.rife import load_ifnet
 
                 load_ifnet(master.settings.interpolate.model)
         except RemasterError as error:

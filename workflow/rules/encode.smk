@@ -13,7 +13,7 @@ rule encode_shard:
     priority: 20
     conda:
         ENV
-    threads: 2  # remaster.encode.ENCODER_THREADS
+    threads: 2  # remaster.output.encode.ENCODER_THREADS
     resources:
         mem_mb=4000,
         runtime=240,

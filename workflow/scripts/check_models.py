@@ -4,12 +4,12 @@ import json
 import os
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.shards import partial_path
+from remaster.run.files import partial_path
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("check_models", snakemake.log[0])
 with reported(log):
-    from remaster.models import check_chain
+    from remaster.models.loading import check_chain
 
     settings = snakemake.params.settings
     # the run path's loader, each step proven on the CPU at the precisions a GPU would try (the GPU jobs

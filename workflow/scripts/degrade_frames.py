@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from remaster.degrade import degrade_folder
-from remaster.logs import reported, step_logger
+from remaster.run.logs import reported, step_logger
+from remaster.training.degrade import degrade_folder
 
 log = step_logger("degrade", snakemake.log[0])
 with reported(log):

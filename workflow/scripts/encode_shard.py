@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
-from remaster import media
-from remaster.encode import encode_command
-from remaster.errors import RemasterError
-from remaster.logs import reported, step_logger
-from remaster.settings import EncoderSettings
-from remaster.shards import atomic_output
+from remaster.output.encode import encode_command
+from remaster.run import media
+from remaster.run.errors import RemasterError
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
+from remaster.run.settings import EncoderSettings
 
 log = step_logger("encode_shard", snakemake.log[0])
 with reported(log):

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from remaster import media
-from remaster.logs import reported, step_logger
-from remaster.reader import audio_codec_args
-from remaster.shards import atomic_output
+from remaster.disc.reader import audio_codec_args
+from remaster.run import media
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
 
 # a packet whose time does not pass the one before it (a PAL disc's duplicated audio PTS) moves one tick on:
 # every stream of the master has strictly increasing timestamps

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.records import Prepared, write_json
-from remaster.shards import plan_cut
+from remaster.frames.shards import plan_cut
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared, write_json
 
 log = step_logger("extract_shard", snakemake.log[0])
 with reported(log):

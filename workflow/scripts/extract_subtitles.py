@@ -4,9 +4,9 @@ captions (as text) into one Matroska file."""
 import json
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.shards import atomic_output
-from remaster.subtitles import extract_subtitles
+from remaster.disc.subtitles import extract_subtitles
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("extract_subtitles", snakemake.log[0])
 with reported(log):

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from remaster.interpolate import interpolate_file
-from remaster.logs import reported, step_logger
-from remaster.records import Prepared
+from remaster.frames.interpolate import interpolate_file
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared
 
 log = step_logger("interpolate_shard", snakemake.log[0])
 with reported(log):

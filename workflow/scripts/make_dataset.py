@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from remaster.dataset import make_pairs
-from remaster.logs import reported, step_logger
+from remaster.run.logs import reported, step_logger
+from remaster.training.dataset import make_pairs
 
 log = step_logger("dataset", snakemake.log[0])
 with reported(log):

@@ -4,12 +4,12 @@ import json
 import logging
 from pathlib import Path
 
-from remaster import media
-from remaster.analyse import frame_times
-from remaster.encode import chapters_metadata, concat_list, mux_command, retime_commands, timestamps_v2
-from remaster.errors import RemasterError
-from remaster.logs import reported, step_logger
-from remaster.shards import atomic_output
+from remaster.frontend.cadence import frame_times
+from remaster.output.mux import chapters_metadata, concat_list, mux_command, retime_commands, timestamps_v2
+from remaster.run import media
+from remaster.run.errors import RemasterError
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("mux_master", snakemake.params.log)
 # the rule's own log too (named by the master's path), beside the disc's folder of logs

@@ -3,11 +3,14 @@
 import json
 from pathlib import Path
 
-from remaster import analyse, media
-from remaster.logs import reported, step_logger
-from remaster.plan import make_plan, summary
-from remaster.settings import FrontEndSettings
-from remaster.shards import atomic_output
+from remaster.frontend.geometry import detect_crop
+from remaster.frontend.measure import duration, sample_windows
+from remaster.frontend.plan import make_plan, summary
+from remaster.frontend.scan import PULLDOWN_MIN_FRACTION, detect_scan, hybrid_decision, pulldown_fraction
+from remaster.run import media
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
+from remaster.run.settings import FrontEndSettings
 
 log = step_logger("plan_disc", snakemake.log[0])
 with reported(log):
@@ -19,16 +22,16 @@ with reported(log):
     detected = pulldown = None
     if frontend.scan == "auto":
         log.info("measuring fields with idet over the title …")
-        detected = analyse.detect_scan(title, ffmpeg=ffmpeg)
+        detected = detect_scan(title, ffmpeg=ffmpeg)
     elif frontend.scan == "hybrid":
         log.info("scan: hybrid: mapping film and video frames over the whole title …")
-        detected = analyse.hybrid_decision(
+        detected = hybrid_decision(
             title, ffmpeg=ffmpeg, order=None if frontend.field_order == "auto" else frontend.field_order)
     else:
         # a scan named in the config still needs the pulldown flags honoured (soft telecine)
-        spans = analyse.sample_windows(analyse.duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)
-        pulldown = analyse.pulldown_fraction(title, ffmpeg=ffmpeg, spans=spans) > analyse.PULLDOWN_MIN_FRACTION
-    crop_found = analyse.detect_crop(title, ffmpeg=ffmpeg) if frontend.crop in ("auto", "none") else None
+        spans = sample_windows(duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)
+        pulldown = pulldown_fraction(title, ffmpeg=ffmpeg, spans=spans) > PULLDOWN_MIN_FRACTION
+    crop_found = detect_crop(title, ffmpeg=ffmpeg) if frontend.crop in ("auto", "none") else None
     plan = make_plan(probe, frontend, title=title, disc_info=probe.get("disc"), detected=detected,
                      crop_found=crop_found, scale=snakemake.params.scale or 2, fallback_title=snakemake.params.disc,
                      pulldown=pulldown)

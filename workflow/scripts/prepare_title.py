@@ -4,9 +4,9 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.prepare import damaged_ranges, prepare_title
-from remaster.records import Prepared
+from remaster.frontend.prepare import damaged_ranges, prepare_title
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared
 
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.preview import make_preview
-from remaster.shards import atomic_output
+from remaster.output.preview import make_preview
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("preview", snakemake.log[0])
 with reported(log):

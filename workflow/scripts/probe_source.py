@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.probe import disc_facts, probe_title
-from remaster.shards import atomic_output
+from remaster.disc.probe import disc_facts, probe_title
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("probe_source", snakemake.log[0])
 with reported(log):

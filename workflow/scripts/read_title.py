@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
-from remaster.reader import read_title
-from remaster.source import Source
+from remaster.disc.reader import read_title
+from remaster.disc.source import Source
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("read_title", snakemake.log[0])
 with reported(log):

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from remaster import report
-from remaster.logs import reported, step_logger
-from remaster.records import Prepared, ShardResult, read_json
-from remaster.shards import atomic_output
+from remaster.output import report
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared, ShardResult, read_json
 
 log = step_logger("summarize_run", snakemake.log[0])
 with reported(log):

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from remaster.logs import reported, step_logger
+from remaster.run.logs import reported, step_logger
 
 log = step_logger("train", snakemake.log[0])
 with reported(log):
     import torch
 
-    from remaster.train import TrainSettings, train
+    from remaster.training.train import TrainSettings, train
 
     torch.set_num_threads(snakemake.threads)
 

@@ -6,10 +6,10 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from remaster.engine import upscale_file
-from remaster.logs import reported, step_logger
-from remaster.probe import yuv_matrix
-from remaster.records import Prepared
+from remaster.disc.probe import yuv_matrix
+from remaster.frames.engine import upscale_file
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared
 
 log = step_logger("upscale_shard", snakemake.log[0])
 if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:

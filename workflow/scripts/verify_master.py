@@ -3,13 +3,13 @@
 import json
 from pathlib import Path
 
-from remaster import flicker as remaster_flicker
-from remaster.errors import RemasterError
-from remaster.logs import reported, step_logger
-from remaster.records import Prepared
-from remaster.report import verify_page
-from remaster.shards import atomic_output
-from remaster.verify import verify_master
+from remaster.output import flicker as remaster_flicker
+from remaster.output.report import verify_page
+from remaster.output.verify import verify_master
+from remaster.run.errors import RemasterError
+from remaster.run.files import atomic_output
+from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared
 
 log = step_logger("verify_master", snakemake.log[0])
 with reported(log):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import media
+from .run import media
 
 PHOTOS = Path(__file__).resolve().parents[2] / "resources" / "demo" / "photos"
 SECTOR = 2048

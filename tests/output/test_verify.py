@@ -1,0 +1,144 @@
+"""The master verified against its source: a good one passes; a dropped frame, a missing or altered audio
+track and a wrong aspect each fail, naming the property; and a failed check stops the workflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remaster.output.flicker import FlickerMeter, summary
+from remaster.output.verify import expectations, verify_master
+from support.workflow import snakemake, write_config
+
+SHARD_FRAMES = 10  # 24 frames → shards of 10, 10 and 4
+FAST_ENCODER = {"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"}
+RESULTS = Path("results") / "my_disc"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, demo_disc, tiny_model):
+    """One finished run of the demo-like disc (24 frames, two AC3 tracks, 4:3)."""
+    workdir = tmp_path_factory.mktemp("verify")
+    write_config(workdir, source=demo_disc, output="masters/my disc.mkv", models=[str(tiny_model)],
+                 shard_frames=SHARD_FRAMES, encoder=FAST_ENCODER)
+    snakemake(workdir, "--cores", "2", "--resources", "gpu=1")
+    return workdir
+
+
+def verify(workdir: Path, master: Path):
+    """remaster.verify on `master`, with what the workflow's verify_master rule gives it."""
+    results = workdir / RESULTS
+    probe = json.loads((results / "probe_source" / "probe.json").read_text())
+    return verify_master(
+        master, probe, workdir / probe["title_file"],
+        plan=json.loads((results / "plan_disc" / "plan.json").read_text()),
+        facts=json.loads((results / "prepare_title" / "prepared.json").read_text()),
+        prepared=results / "prepare_title" / "prepared.mkv", shard_frames=SHARD_FRAMES,
+    )
+
+
+def remux(workdir: Path, name: str, *args: str) -> Path:
+    """A copy of the good master made by hand with ffmpeg, broken in one way."""
+    out = workdir / name
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{workdir / 'masters' / 'my disc.mkv'}",
+                    *args, f"file:{out}"], check=True)
+    return out
+
+
+def test_the_workflow_verified_its_master(run):
+    report = json.loads((run / RESULTS / "verify_master" / "verify.json").read_text())
+    assert report["ok"] is True
+    names = {check["name"] for check in report["checks"]}
+    assert {"frame_count", "decodes_cleanly", "duration", "audio_tracks", "audio_0", "audio_1", "chapters",
+            "display_aspect"} <= names
+    assert all(check["ok"] for check in report["checks"])
+    assert "every check passed" in (run / "logs" / "my_disc" / "verify_master.log").read_text()
+
+
+def test_good_master_passes(run):
+    result = verify(run, run / "masters" / "my disc.mkv")
+    assert result.ok, result.failure_line()
+
+
+def test_dropped_frame_fails_on_frame_count(run):
+    dropped = remux(run, "dropped.mkv", "-map", "0", "-c", "copy", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-vf", r"select=not(eq(n\,5))")
+    result = verify(run, dropped)
+    assert [check.name for check in result.failures] == ["frame_count"]
+    assert "frame_count is 23, expected 24 (-1 frames)" in result.failure_line()
+
+
+def test_missing_audio_track_fails(run):
+    missing = remux(run, "one audio.mkv", "-map", "0", "-map", "-0:a:1", "-c", "copy")
+    result = verify(run, missing)
+    assert {check.name for check in result.failures} == {"audio_tracks", "audio_1"}
+    assert "audio_tracks: the master has 1 audio tracks, the source 2 (-1)" in result.failure_line()
+
+
+def test_audio_that_is_not_bit_identical_fails(run):
+    swapped = remux(run, "swapped.mkv", "-map", "0:v", "-map", "0:a:1", "-map", "0:a:0", "-c", "copy")
+    result = verify(run, swapped)
+    assert {check.name for check in result.failures} == {"audio_0", "audio_1"}
+    assert "audio_0: track 0 is not bit-identical" in result.failure_line()
+
+
+def test_wrong_aspect_fails(run):
+    wide = remux(run, "wide.mkv", "-map", "0", "-c", "copy", "-aspect", "16:9")
+    result = verify(run, wide)
+    assert [check.name for check in result.failures] == ["display_aspect"]
+    assert "display_aspect is 1.7778 (16:9), expected 1.3333 (+33.3%" in result.failure_line()
+
+
+def test_flicker_is_measured_per_shard(run):
+    lines = (run / RESULTS / "verify_master" / "flicker.tsv").read_text().splitlines()
+    header, rows = lines[0].split("\t"), [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+    assert header[:3] == ["shard", "first_frame", "frames"]
+    assert [(row["shard"], int(row["frames"])) for row in rows] == [("0000", 10), ("0001", 10), ("0002", 4)]
+    for row in rows:
+        # the demo pans slowly: the master moves as much as its source does, give or take the model
+        assert 0.8 < float(row["motion_ratio"]) < 1.25, row
+
+
+def test_flicker_meter_sees_added_noise():
+    rng = np.random.default_rng(0)
+    still = rng.integers(40, 200, (48, 64), dtype=np.uint8)
+    bounds = [("0000", 0, 5), ("0001", 5, 10)]
+    steady, noisy = FlickerMeter(bounds), FlickerMeter(bounds)
+    for n in range(10):
+        frame = np.roll(still, n // 5, axis=1)  # one cut between the shards, otherwise still
+        steady.add(frame, frame.copy())
+        flicker = np.clip(frame.astype(np.int16) + rng.integers(-6, 7, frame.shape), 0, 255).astype(np.uint8)
+        noisy.add(frame, flicker)
+    assert [s.frames for s in steady.result()] == [5, 5]
+    assert summary(steady.result())["motion_ratio"] == 1.0
+    noisy_summary = summary(noisy.result())
+    assert noisy_summary["master_static_noise"] > 2 > 0.1 > noisy_summary["source_static_noise"]
+    assert noisy_summary["static_ratio"] > 20
+    assert noisy.result()[0].static_ratio is None  # the source is perfectly still there: no ratio, no crash
+
+
+def test_expected_count_follows_the_plan():
+    probe = {"frame_count": 30, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
+             "video": {"fps": "30000/1001", "dar": "4:3", "width": 720, "height": 480, "duration": 1.001,
+                       "start_time": 0.0}}
+    assert expectations(probe).frames == 30
+    assert expectations({**probe, "plan": {"frame_count": 24, "fps": "24000/1001"}}).frames == 24
+    ivtc = expectations(probe, {"fps": "24000/1001", "display_aspect": "4:3", "chapters": []},
+                        {"frame_count": 24, "fps": "24000/1001", "width": 640, "height": 480})
+    assert (ivtc.frames, ivtc.duration, ivtc.width) == (24, 1.001, 640)  # inverse telecine keeps the duration
+
+
+def test_failed_check_stops_the_workflow(run):
+    """Last in this file: it leaves a broken master behind."""
+    dropped = remux(run, "dropped again.mkv", "-map", "0", "-c", "copy", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-vf", r"select=not(eq(n\,5))")
+    shutil.copy(dropped, run / "masters" / "my disc.mkv")
+    result = snakemake(run, "--cores", "2", str(RESULTS / "verify_master" / "verify.json"), check=False)
+    assert result.returncode != 0
+    assert "verification failed: frame_count is 23, expected 24 (-1 frames)" in result.stdout + result.stderr
+    assert not (run / RESULTS / "verify_master" / "verify.json").exists()

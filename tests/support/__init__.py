@@ -1,0 +1,1 @@
+"""What the tests share: discs authored with the real tools, small models, running the workflow (not tests)."""

@@ -1,0 +1,146 @@
+"""The probe: what the title holds (streams, frame count and times, geometry, languages, chapters)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from ..run import media
+from ..run.errors import RemasterError
+from .subtitles import count_forced, has_closed_captions
+
+
+def _float(value, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _language(stream: dict) -> str | None:
+    language = (stream.get("tags") or {}).get("language")
+    return None if language in (None, "", "und") else language
+
+
+def probe_title(title: Path) -> tuple[dict, list[float]]:
+    """Describe the title file; return the description and every video frame's timestamp."""
+    info = media.ffprobe_json(title)
+    streams = info.get("streams", [])
+    video = [s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")]
+    if not video:
+        raise RemasterError(f"{title}: no video stream found; is this a video file?")
+    v = video[0]
+    timestamps = media.frame_timestamps(title, f"{v['index']}")
+    if not timestamps:
+        raise RemasterError(f"{title}: the video stream has no decodable frames")
+    fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
+    if not fps:
+        raise RemasterError(f"{title}: the frame rate is unknown")
+    width, height = int(v["width"]), int(v["height"])
+    sar = media.fraction(v.get("sample_aspect_ratio", "1:1")) or Fraction(1)
+    dar = media.fraction(v.get("display_aspect_ratio", "0:1")) or Fraction(width, height) * sar
+    fmt = info.get("format", {})
+    subtitle_streams = [s for s in streams if s.get("codec_type") == "subtitle"]
+    forced = count_forced(title, [n for n, s in enumerate(subtitle_streams) if s.get("codec_name") == "dvd_subtitle"])
+    description = {
+        "title_file": str(title),
+        "format": {
+            "name": fmt.get("format_name"),
+            "start_time": _float(fmt.get("start_time")),
+            "duration": _float(fmt.get("duration")),
+            "size": int(fmt.get("size", 0) or 0),
+            "title": (fmt.get("tags") or {}).get("title"),
+        },
+        "video": {
+            "index": v["index"],
+            "codec": v.get("codec_name"),
+            "width": width,
+            "height": height,
+            "pix_fmt": v.get("pix_fmt"),
+            "fps": f"{fps.numerator}/{fps.denominator}",
+            "sar": f"{sar.numerator}:{sar.denominator}",
+            "dar": f"{dar.numerator}:{dar.denominator}",
+            "field_order": v.get("field_order", "unknown"),
+            "color_space": v.get("color_space"),
+            "color_primaries": v.get("color_primaries"),
+            "color_transfer": v.get("color_transfer"),
+            "color_range": v.get("color_range"),
+            # EIA-608 captions in the picture user data: extract_subtitles keeps them as a text track
+            "closed_captions": bool(v.get("closed_captions")) or (v.get("codec_name") in ("mpeg2video", "mpeg1video")
+                                                                  and has_closed_captions(title)),
+            "start_time": timestamps[0],
+            # the span of the frames' times: frames a damaged disc lost still take their time in the master
+            "duration": max(float(len(timestamps) / fps), timestamps[-1] - timestamps[0] + float(1 / fps)),
+        },
+        "frame_count": len(timestamps),
+        "audio": [
+            {
+                "index": s["index"],
+                "codec": s.get("codec_name"),
+                "channels": s.get("channels"),
+                "sample_rate": s.get("sample_rate"),
+                "bit_rate": s.get("bit_rate"),
+                "language": _language(s),
+                "id": s.get("id"),
+                "start_time": _float(s.get("start_time")),
+                "duration": _float(s.get("duration")),
+            }
+            for s in streams
+            if s.get("codec_type") == "audio"
+        ],
+        "subtitles": [
+            {"index": s["index"], "codec": s.get("codec_name"), "language": _language(s), "id": s.get("id"),
+             "start_time": _float(s.get("start_time")),
+             # forced subpictures (a forced track when all are; a forced-only copy when some are)
+             **({"subpictures": forced[n].total, "forced": forced[n].forced} if n in forced else {})}
+            for n, s in enumerate(subtitle_streams)
+        ],
+        "chapters": [
+            {"start": _float(c.get("start_time")), "end": _float(c.get("end_time")),
+             "title": (c.get("tags") or {}).get("title")}
+            for c in info.get("chapters", [])
+        ],
+    }
+    return description, timestamps
+
+
+def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
+    """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
+    there are IFOs."""
+    from .dvd import DiscError, find_title
+
+    if isinstance(source, (list, tuple)) or not Path(source).is_dir():
+        return {}
+    folder = Path(source)
+    try:
+        title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
+    except DiscError as error:
+        log.warning("%s", error)
+        return {}
+    name_dir = folder.parent if folder.name.upper() == "VIDEO_TS" else folder
+    facts = {
+        "name": name_dir.name.replace("_", " ").strip() or None,
+        "read_from": title.source,
+        "title_number": title.title,
+        "vts": title.vts,
+        "duration": title.duration,
+        "aspect": title.aspect,
+        "system": title.system,
+        "chapters": list(title.chapters),
+        # keyed by the id ffprobe shows (0x80 AC3, 0x1c0 MPEG audio), from the PGC's control table
+        "audio_languages": {a.probe_id: a.language for a in title.audio if a.language},
+        "subtitle_languages": {f"0x{s.stream_id:x}": s.language for s in title.subtitles if s.language},
+    }
+    log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",
+             title.title, title.vts, title.source, len(title.audio), len(title.subtitles), len(title.chapters))
+    return facts
+
+
+def yuv_matrix(video: dict) -> str:
+    """The YUV→RGB matrix of the source: its tag when present, else BT.601 for SD and BT.709 for HD."""
+    tagged = video.get("color_space") or ""
+    if tagged.startswith("bt709"):
+        return "bt709"
+    if tagged in ("smpte170m", "bt470bg", "bt601"):
+        return "bt601"
+    return "bt709" if int(video["height"]) >= 720 else "bt601"

@@ -1,0 +1,217 @@
+"""The front end's decisions for one disc: scan, geometry, colour, rate, languages, chapters, title.
+
+Every automatic decision is written with the evidence it came from and the config key that overrides
+it, so the log can say what was decided, why, and how to change it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+from ..run.errors import RemasterError
+from ..run.settings import FrontEndSettings
+from .cadence import hybrid_chains, section_summary, section_times
+from .colour import colour_tags
+from .geometry import square_geometry
+from .scan import ScanDecision, scan_filters
+
+# ISO 639-1 (as DVDs store languages) to the ISO 639-2/B codes Matroska uses
+ISO639_2 = {
+    "en": "eng", "fr": "fre", "de": "ger", "es": "spa", "it": "ita", "ja": "jpn", "ru": "rus", "zh": "chi",
+    "nl": "dut", "pt": "por", "sv": "swe", "da": "dan", "fi": "fin", "no": "nor", "pl": "pol", "cs": "cze",
+    "hu": "hun", "el": "gre", "tr": "tur", "he": "heb", "ar": "ara", "ko": "kor", "hi": "hin", "th": "tha",
+    "uk": "ukr", "ro": "rum", "bg": "bul", "hr": "hrv", "sk": "slo", "sl": "slv", "sr": "srp", "ca": "cat",
+    "is": "ice", "et": "est", "lv": "lav", "lt": "lit", "id": "ind", "ms": "may", "vi": "vie", "la": "lat",
+}
+
+
+def language_code(code: str | None) -> str | None:
+    """A Matroska (ISO 639-2) language code from a disc's two-letter or a three-letter code."""
+    if not code:
+        return None
+    code = code.strip().lower()
+    return ISO639_2.get(code, code if len(code) == 3 else None)
+
+
+def _ratio(text: str) -> Fraction:
+    left, _, right = text.replace("/", ":").partition(":")
+    return Fraction(left) / Fraction(right or 1)
+
+
+def _decision(value, source: str, evidence: str, key: str) -> dict:
+    return {"value": value, "source": source, "evidence": evidence, "override": key}
+
+
+def _scan(settings: FrontEndSettings, detected: ScanDecision | None) -> tuple[str, str | None, dict]:
+    if settings.scan == "hybrid":
+        # the frame map (hybrid_decision) says which runs are film: without it there is no split
+        if detected is None or not (detected.sections or detected.scan != "hybrid"):
+            raise RemasterError("scan: hybrid needs the title's frame map (hybrid_decision)")
+        return detected.scan, detected.field_order, _decision(detected.scan, "config", detected.reason, "scan")
+    if settings.scan != "auto":
+        scan = settings.scan
+        order = None if scan == "progressive" else (
+            settings.field_order if settings.field_order != "auto" else (detected.field_order if detected else None) or "tff")
+        return scan, order, _decision(scan, "config", f"scan: {scan} in the config", "scan")
+    assert detected is not None
+    order = detected.field_order
+    source = "auto"
+    if detected.scan != "progressive" and settings.field_order != "auto":
+        order, source = settings.field_order, "auto (field order from config)"
+    return detected.scan, order, _decision(detected.scan, source, detected.reason, "scan")
+
+
+def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info: dict | None = None,
+              detected: ScanDecision | None = None, crop_found: tuple[int, int, int, int] | None = None,
+              scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> dict:
+    """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries.
+
+    `pulldown` says whether the stream has repeat-first-field flags when no `detected` decision holds
+    that fact (a scan named in the config); the flags are honoured whatever the scan.
+    """
+    video = probe["video"]
+    width, height = int(video["width"]), int(video["height"])
+    source_fps = _ratio(settings.fps) if settings.fps != "auto" else _ratio(video["fps"])
+    scan, field_order, scan_decision = _scan(settings, detected)
+    if detected is not None and detected.scan == scan:
+        decided = dataclasses.replace(detected, field_order=field_order)
+    else:
+        # pulldown flags are a fact of the stream, honoured whatever scan the config names
+        flags = detected.pulldown if detected is not None else bool(pulldown)
+        decided = ScanDecision(scan, field_order, pulldown=flags)
+    scan_filter, out_fps = scan_filters(decided, source_fps=source_fps,
+                                                deinterlace_rate=settings.deinterlace_rate)
+    cadence = None
+    if decided.sections:
+        cadence = {
+            "pulldown": decided.pulldown,
+            "sections": [dict(s) for s in decided.sections],
+            "timed": section_times(decided.sections, source_fps=source_fps,
+                                           deinterlace_rate=settings.deinterlace_rate),
+        }
+        if scan == "hybrid":
+            film_chain, video_chain = hybrid_chains(decided, deinterlace_rate=settings.deinterlace_rate)
+            cadence |= {"film": film_chain, "video": video_chain}
+    vfr = scan == "hybrid" and settings.vfr
+
+    if settings.crop == "none":
+        crop = None
+        crop_decision = _decision("none", "default", "bars found: " + (
+            "{}x{} at {},{}".format(*crop_found) if crop_found else "none"), "crop")
+    elif settings.crop == "auto":
+        crop = crop_found
+        crop_decision = _decision(list(crop) if crop else "none", "auto",
+                                  "cropdetect over windows spread across the title", "crop")
+    else:
+        crop = tuple(int(v) for v in settings.crop.split(":"))
+        crop_decision = _decision(list(crop), "config", f"crop: {settings.crop} in the config", "crop")
+    if crop and (crop[0] + crop[2] > width or crop[1] + crop[3] > height):
+        raise RemasterError(f"crop: {settings.crop} does not fit in the {width}x{height} frame")
+
+    stored_w, stored_h = (crop[0], crop[1]) if crop else (width, height)
+    sar = _ratio(video["sar"]) or Fraction(1)
+    if settings.display_aspect != "auto":
+        # the override is the shape of the whole frame; a crop keeps its share of it
+        frame_dar = _ratio(settings.display_aspect)
+        aspect = frame_dar * Fraction(stored_w, width) / Fraction(stored_h, height)
+        aspect_decision = _decision(settings.display_aspect, "config",
+                                    f"display_aspect: {settings.display_aspect} overrules the disc's {video['dar']}",
+                                    "display_aspect")
+    else:
+        aspect = Fraction(stored_w) * sar / stored_h
+        aspect_decision = _decision(video["dar"], "auto", f"stream flags: SAR {video['sar']}, DAR {video['dar']}",
+                                    "display_aspect")
+    model_w, model_h = square_geometry(stored_w, stored_h, Fraction(1), display_aspect=aspect,
+                                               target_height=settings.target_height, scale=max(int(scale), 1))
+    filters = [f for f in (scan_filter,) if f]
+    if crop:
+        filters.append("crop={}:{}:{}:{}".format(*crop))
+    if (model_w, model_h) != (stored_w, stored_h):
+        filters.append(f"scale={model_w}:{model_h}:flags=lanczos+accurate_rnd+full_chroma_int")
+    filters.append("setsar=1")
+
+    colour = colour_tags(height, {
+        "color_space": video.get("color_space"), "color_primaries": video.get("color_primaries"),
+        "color_transfer": video.get("color_transfer"), "color_range": video.get("color_range")})
+
+    disc_info = disc_info or {}
+    audio = []
+    for n, track in enumerate(probe["audio"]):
+        language, source = language_code(track.get("language")), "stream"
+        if n < len(settings.audio_languages):
+            language, source = settings.audio_languages[n], "config"
+        elif disc_info.get("audio_languages", {}).get(str(track.get("id"))):
+            language, source = language_code(disc_info["audio_languages"][str(track.get("id"))]), "ifo"
+        audio.append({"index": track["index"], "codec": track["codec"], "language": language,
+                      "language_source": source if language else "unknown",
+                      "offset": round(track["start_time"] - video["start_time"], 6)})
+    subtitles = []
+    for n, track in enumerate(probe["subtitles"]):
+        language = language_code(track.get("language"))
+        if n < len(settings.subtitle_languages):
+            language = settings.subtitle_languages[n]
+        elif disc_info.get("subtitle_languages", {}).get(str(track.get("id"))):
+            language = language_code(disc_info["subtitle_languages"][str(track.get("id"))])
+        subtitles.append({"index": track["index"], "codec": track["codec"], "language": language})
+    chapters = disc_info.get("chapters") or [c["start"] - probe["format"]["start_time"] for c in probe["chapters"]]
+    name = settings.title or disc_info.get("name") or probe["format"].get("title") or fallback_title
+
+    return {
+        "scan": scan,
+        "field_order": field_order,
+        "pulldown": decided.pulldown,
+        # hybrid titles: True = real per-frame timestamps (cadence.timed), fps is then the nominal rate
+        "vfr": vfr,
+        "cadence": cadence,
+        "filters": ",".join(filters),
+        "source_fps": f"{source_fps.numerator}/{source_fps.denominator}",
+        "fps": f"{out_fps.numerator}/{out_fps.denominator}",
+        "crop": list(crop) if crop else None,
+        "model_input": [model_w, model_h],
+        "display_aspect": f"{aspect.numerator}:{aspect.denominator}",
+        "colour": colour,
+        "audio": audio,
+        "subtitles": subtitles,
+        "chapters": [round(c, 3) for c in chapters],
+        "title": name,
+        "decisions": {
+            "scan": scan_decision,
+            "field_order": _decision(field_order, "config" if settings.field_order != "auto" else "auto",
+                                     "idet's majority of combed frames" if field_order else "progressive: no fields",
+                                     "field_order"),
+            "fps": _decision(f"{out_fps.numerator}/{out_fps.denominator}", "config" if settings.fps != "auto" else "auto",
+                             f"stream rate {video['fps']}, scan {scan}, deinterlace_rate {settings.deinterlace_rate}"
+                             + (", pulldown flags honoured" if decided.pulldown else "")
+                             + ("; variable rate: film sections at 24000/1001, this rate is the video sections'"
+                                if vfr else "; constant rate: film pictures repeated 3:2" if scan == "hybrid" else ""),
+                             "vfr" if scan == "hybrid" else "fps"),
+            "display_aspect": aspect_decision,
+            "crop": crop_decision,
+            "geometry": _decision([model_w, model_h], "config" if settings.target_height else "auto",
+                                  f"{stored_w}x{stored_h} at {float(aspect):.4f}:1 as square pixels",
+                                  "target_height"),
+            "colour": _decision(colour["in"], "tags" if colour["from_tags"] else "auto",
+                                f"{colour['system'].upper()} defaults for {height} lines, tags used: "
+                                f"{', '.join(colour['from_tags']) or 'none'}; output BT.709", "(none)"),
+        },
+        "scan_evidence": detected.evidence if detected else {},
+    }
+
+
+def summary(plan: dict) -> list[str]:
+    """The plan in a few lines a person reads: each decision, its evidence, and the key that overrides it."""
+    lines = [f"picture: {plan['scan']}" + (f" ({plan['field_order']})" if plan["field_order"] else "")
+             + f" → {plan['fps']} fps, {plan['model_input'][0]}x{plan['model_input'][1]} square pixels into the models,"
+             f" shown at {plan['display_aspect']}"]
+    for name, decision in plan["decisions"].items():
+        lines.append(f"{name}: {decision['value']} [{decision['source']}] because {decision['evidence']}"
+                     f" (override: {decision['override']})")
+    if plan.get("cadence"):
+        lines += [f"section {line}" for line in section_summary(
+            plan["cadence"]["sections"], Fraction(plan["source_fps"]))]
+    languages = ", ".join(f"{a['codec']} {a['language'] or 'und'}" for a in plan["audio"]) or "none"
+    lines.append(f"audio: {languages}; subtitles: {len(plan['subtitles'])}; chapters: {len(plan['chapters'])};"
+                 f" title: {plan['title']!r}")
+    return lines

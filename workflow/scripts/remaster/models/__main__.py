@@ -1,0 +1,5 @@
+"""`python -m remaster.models inspect FILE...`: what a model file is, without running a film through it."""
+
+from .loading import main
+
+raise SystemExit(main())

@@ -1,0 +1,570 @@
+"""Loading model files safely with spandrel, running them as a chain with per-step options, inspecting them.
+
+`python -m remaster.models inspect FILE...` prints what a model file is without running the film.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from spandrel import ImageModelDescriptor, ModelLoader, ModelTiling, UnsupportedModelError
+
+from ..run.errors import RemasterError
+from ..run.settings import MODEL_SUFFIXES, ModelStep
+
+try:  # the architectures with restrictive licences, when the user installed them (docs/models.md)
+    import spandrel_extra_arches
+
+    spandrel_extra_arches.install(ignore_duplicates=True)
+    EXTRA_ARCHES = True
+except ImportError:
+    EXTRA_ARCHES = False
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+
+# BT.709 luma weights: the engine stores the master as BT.709, so this is the luma the master keeps
+LUMA = (0.2126, 0.7152, 0.0722)
+
+# upstream code licences of the architectures spandrel ships apart (docs/models.md); the weights' own
+# terms are set by whoever trained them
+EXTRA_LICENCES = {
+    "CodeFormer": "S-Lab License 1.0 (non-commercial)",
+    "DDColor": "restrictive upstream licence, see github.com/piddnad/DDColor (spandrel-extra-arches)",
+    "FeMaSR": "CC BY-NC-SA 4.0 (non-commercial)",
+    "MAT": "CC BY-NC 4.0 (non-commercial)",
+    "MIRNet2": "Academic Public License (non-commercial)",
+    "MPRNet": "Academic Public License (non-commercial)",
+    "Restormer": "Academic Public License (non-commercial)",
+}
+
+
+def load_state_dict(path: Path) -> dict:
+    """Read a model file's tensors without running code from it.
+
+    `.safetensors` holds only tensors; `.pth`/`.ckpt` go through torch's weights-only unpickler, which
+    refuses any object that is not a tensor or a plain container. TorchScript `.pt` is refused outright.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise RemasterError(f"{path}: not a model file remaster loads (.safetensors, .pth, .ckpt)")
+    if not path.is_file():
+        raise RemasterError(f"{path}: model file not found; check models: in your config")
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to read is the same problem for the user
+        text = str(error).strip()
+        if text.startswith("Weights only load failed"):
+            # never pass on torch's advice to retry with weights_only=False: that runs the file's code
+            reason = "it is not a PyTorch checkpoint of plain tensors (objects in it would run code if loaded)"
+        else:
+            reason = text.splitlines()[0][:200] if text else type(error).__name__
+        raise RemasterError(f"{path}: cannot be read as model weights: {reason}; "
+                            "use a .safetensors file or a plain state dict") from None
+
+
+def load_model(path: Path) -> ImageModelDescriptor:
+    """Load one image-to-image model with spandrel, in eval mode on the CPU."""
+    state = load_state_dict(path)
+    try:
+        descriptor = ModelLoader().load_from_state_dict(state)
+    except UnsupportedModelError:
+        hint = "" if EXTRA_ARCHES else " (pip install spandrel-extra-arches adds more, see docs/models.md)"
+        raise RemasterError(f"{path}: spandrel does not recognise this model's architecture{hint}") from None
+    except Exception as error:  # noqa: BLE001 - a recognised architecture with inconsistent weights
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RemasterError(f"{path}: spandrel recognised the file but could not build the model ({first[:200]})") from None
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise RemasterError(f"{path}: {descriptor.architecture.name} is not an image-to-image model")
+    descriptor.model.eval()
+    return descriptor
+
+
+def licence(descriptor: ImageModelDescriptor) -> str:
+    """The architecture code's licence as far as remaster knows it."""
+    if type(descriptor.architecture).__module__.startswith("spandrel_extra_arches"):
+        return EXTRA_LICENCES.get(descriptor.architecture.id, "restrictive (spandrel-extra-arches); check upstream")
+    return "permissive (spandrel ships only MIT, Apache-2.0 or public-domain architectures)"
+
+
+# --- tiling -------------------------------------------------------------------------------------------
+
+
+def _tiles(length: int, tile: int) -> list[int]:
+    return list(range(0, max(length - tile, 0) + 1, tile)) + ([length - tile] if length > tile and length % tile else [])
+
+
+def run_tiled(model, batch: torch.Tensor, tile: int, overlap: int, scale: int | None = None) -> torch.Tensor:
+    """Run `model` (a Chain or any callable of scale `scale`) over overlapping tiles, keeping each centre.
+
+    The overlap is context that is cut away after the model, so seams never show.
+    """
+    _, _, height, width = batch.shape
+    scale = model.scale if scale is None else scale
+    out = None
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    for top in _tiles(height, tile_h):
+        for left in _tiles(width, tile_w):
+            y0, x0 = max(top - overlap, 0), max(left - overlap, 0)
+            y1, x1 = min(top + tile_h + overlap, height), min(left + tile_w + overlap, width)
+            result = model(batch[:, :, y0:y1, x0:x1])
+            if out is None:
+                out = torch.empty((batch.shape[0], result.shape[1], height * scale, width * scale),
+                                  dtype=result.dtype, device=result.device)
+            inner_y, inner_x = (top - y0) * scale, (left - x0) * scale
+            out[:, :, top * scale:(top + tile_h) * scale, left * scale:(left + tile_w) * scale] = result[
+                :, :, inner_y:inner_y + tile_h * scale, inner_x:inner_x + tile_w * scale]
+    return out
+
+
+# --- colour -------------------------------------------------------------------------------------------
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.709 luma of NCHW RGB, as N1HW."""
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
+
+
+def with_luma(rgb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`rgb`'s chroma on the luma `y`: the colour is the model's, the luma exactly the source's.
+
+    The chroma (rgb minus its own luma, which has zero luma) is scaled down per pixel only as far as
+    needed to keep every channel in [0, 1], so saturation gives way rather than luma.
+    """
+    chroma = rgb - luma(rgb)
+    eps = torch.finfo(chroma.dtype).tiny
+    room_up = torch.where(chroma > 0, (1 - y) / chroma.clamp(min=eps), torch.ones_like(chroma))
+    room_down = torch.where(chroma < 0, y / (-chroma).clamp(min=eps), torch.ones_like(chroma))
+    gain = torch.minimum(room_up, room_down).amin(dim=1, keepdim=True).clamp_(0, 1)
+    return (y + gain * chroma).clamp_(0, 1)
+
+
+# --- the chain ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """How one loaded step runs: its file, precision and tiling (0: whole frames)."""
+
+    path: Path
+    dtype: torch.dtype
+    tile: int = 0
+    tile_overlap: int = 16
+    batched: bool = True  # False: the model's code mishandles batches (seen at load), frames go one by one
+
+
+def run_step(step: ImageModelDescriptor, batch: torch.Tensor, batched: bool = True) -> torch.Tensor:
+    """One model on an NCHW RGB batch in [0, 1], through spandrel's call API (padding, its own call_fn).
+
+    Grey-input models (colorizers, grey denoisers) get the batch's luma; a colorizer's output keeps that
+    luma and contributes only chroma; a grey output is repeated to RGB (a real copy, not a view, so later
+    in-place conversions work). RGBA models get an opaque alpha channel, and their alpha is dropped.
+    `batched=False` runs the frames one at a time (a model whose code was seen to mishandle batches).
+    """
+    if not batched and len(batch) > 1:
+        return torch.cat([run_step(step, frame) for frame in batch.split(1)])
+    if step.input_channels == 1:
+        grey = luma(batch)
+        outputs = [step(frame) for frame in grey.split(1)]  # spandrel's colorizers take one frame at a time
+        result = torch.cat(outputs)
+        if result.shape[1] == 1:
+            return result.repeat(1, 3, 1, 1)
+        if step.scale == 1:
+            return with_luma(result, grey)
+        return result
+    if step.input_channels == 4:
+        batch = torch.cat([batch, torch.ones_like(batch[:, :1])], dim=1)
+    if step.tiling == ModelTiling.INTERNAL:
+        result = torch.cat([step(frame) for frame in batch.split(1)])
+    else:
+        result = step(batch)
+    if result.shape[1] == 1:
+        return result.repeat(1, 3, 1, 1)
+    return result[:, :3] if result.shape[1] == 4 else result
+
+
+def is_colorizer(step: ImageModelDescriptor) -> bool:
+    """A grey-in, colour-out model: it sees the whole frame to choose colours, so it is never tiled."""
+    return step.input_channels == 1 and step.output_channels == 3
+
+
+def can_tile(step: ImageModelDescriptor) -> bool:
+    """Whether remaster may cut this step's input into tiles (a chain-wide tile or the OOM fallback)."""
+    return not is_colorizer(step) and step.tiling != ModelTiling.INTERNAL
+
+
+class StepError(RemasterError):
+    """A step failed for a reason other than memory: one line naming the model, step, device, precision."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:240]
+
+
+def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: torch.device,
+                 error: BaseException) -> StepError:
+    """The one-line error for a step that raised, with what to change."""
+    name = DTYPE_NAMES.get(run.dtype, str(run.dtype))
+    if "CUDA" in str(error) or "HIP" in str(error):
+        advice = "check the GPU (nvidia-smi) and run again; set CUDA_LAUNCH_BLOCKING=1 to find the kernel"
+    elif run.dtype != torch.float32:
+        advice = f"set precision: fp32 for models[{number}]"
+    elif device.type != "cpu":
+        advice = "try device: cpu to tell a model fault from a device fault"
+    else:
+        advice = "the model's code cannot run this frame; try it alone with `python -m remaster.models inspect`"
+    return StepError(f"{run.path}: models[{number}] ({step.architecture.name}) failed on {device} at {name}: "
+                     f"{_first_line(error)}; {advice}")
+
+
+@dataclass
+class Chain:
+    """The loaded models in order, with the device they run on and the precision frames enter at."""
+
+    steps: list[ImageModelDescriptor]
+    device: torch.device
+    dtype: torch.dtype
+    runs: list[StepRun] = field(default_factory=list)
+
+    @property
+    def scale(self) -> int:
+        return math.prod(step.scale for step in self.steps)
+
+    @property
+    def min_size(self) -> int:
+        return max(step.size_requirements.minimum for step in self.steps)
+
+    def _runs(self) -> list[StepRun]:
+        return self.runs or [StepRun(Path(), self.dtype) for _ in self.steps]
+
+    def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+        """NCHW RGB in [0, 1] in; the whole chain's output out, at `dtype`.
+
+        `tile` (chain-wide, or the out-of-memory fallback) tiles every step that may be tiled and has no
+        tile of its own; a colourizer is never tiled, since each tile would get its own colours.
+        """
+        from .devices import is_out_of_memory
+
+        for number, (step, run) in enumerate(zip(self.steps, self._runs(), strict=True), start=1):
+            step_tile = run.tile or (tile if can_tile(step) else 0)
+            step_overlap = run.tile_overlap if run.tile else overlap
+            try:
+                batch = batch.to(run.dtype)
+                if step_tile and can_tile(step):
+                    batch = run_tiled(lambda part, step=step, run=run: run_step(step, part, run.batched), batch,
+                                      step_tile, step_overlap, scale=step.scale)
+                else:
+                    batch = run_step(step, batch, run.batched)
+            except Exception as error:
+                if is_out_of_memory(error) or isinstance(error, RemasterError):
+                    raise
+                raise step_failure(number, step, run, self.device, error) from error
+        return batch.to(self.dtype)
+
+
+def choose_device(requested: str) -> torch.device:
+    """`auto` is the first GPU torch sees (CUDA/ROCm, XPU, MPS), else the CPU (see remaster.devices)."""
+    from .devices import resolve
+
+    return resolve(requested)
+
+
+def supported_precisions(step: ImageModelDescriptor) -> list[str]:
+    """What the architecture's descriptor claims it runs in (not yet proven: see `prove`)."""
+    return ["fp32"] + (["fp16"] if step.supports_half else []) + (["bf16"] if step.supports_bfloat16 else [])
+
+
+# --- precision: chosen per step, and only where it was seen to run ---------------------------------------
+
+# an odd frame: a multiple of no window (7, 8, 12, 16, 24, 32) and of no training size, so a model's code
+# for padded and shifted windows runs, as it will on a DVD frame; small, so proving costs well under a second
+PROVE_SIZE = (29, 37)
+# mean absolute difference from fp32 (values in [0, 1], clamped) above which a precision is not trusted:
+# 1/255, one 8-bit level on average. Rounding in bf16 (8 mantissa bits) or fp16 (11) stays far below it
+# on a working model; overflow, a lost mask or a broken kernel lands far above it.
+PROVE_TOLERANCE = 1 / 255
+# fallbacks of `auto`, fastest first (fp16 has more mantissa than bf16, and runs where bf16 is emulated)
+AUTO_ORDER = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def candidate_dtypes(step: ImageModelDescriptor, device: torch.device, *, as_gpu: bool = False) -> list[torch.dtype]:
+    """The precisions `auto` tries for a step on `device`, fastest first, ending in fp32.
+
+    The CPU runs fp32 (its half precisions are emulated and slower), unless `as_gpu` asks what a GPU would
+    try: the start-up check on a machine without one proves the GPU's precisions on the CPU.
+    """
+    from .devices import Device
+
+    claimed = {torch.float16: step.supports_half, torch.bfloat16: step.supports_bfloat16, torch.float32: True}
+    kit = Device(device)
+    usable = (lambda dtype: True) if as_gpu else kit.supports
+    return [dtype for dtype in AUTO_ORDER if claimed[dtype] and usable(dtype)]
+
+
+def prove_frame(step: ImageModelDescriptor, device: torch.device) -> torch.Tensor:
+    """A fixed, smooth-and-detailed RGB test frame of PROVE_SIZE (not random: the same on every run)."""
+    height, width = PROVE_SIZE
+    y = torch.linspace(0, 1, height).view(1, 1, height, 1)
+    x = torch.linspace(0, 1, width).view(1, 1, 1, width)
+    frame = torch.cat([x * y, (x + y) / 2, 0.5 + 0.4 * torch.sin(17 * x + 11 * y)], dim=1).expand(1, 3, height, width)
+    return frame.contiguous(memory_format=torch.channels_last).to(device)
+
+
+def _try(step: ImageModelDescriptor, frame: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor | None, str]:
+    try:
+        with torch.inference_mode():
+            out = run_step(step, frame.to(dtype)).float()
+    except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
+        return None, _first_line(error)
+    if not torch.isfinite(out).all():
+        return None, "its output holds inf or NaN (overflow)"
+    return out.clamp(0, 1), ""
+
+
+def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[torch.dtype], *,
+          name: str, log: logging.Logger | None = None) -> torch.dtype:
+    """Move the step to `device` at the first of `candidates` that runs PROVE_SIZE frames like fp32 does.
+
+    Each refused precision is logged with its reason. The fp32 weights are kept aside while trying, so a
+    fallback never runs on weights already rounded to a lower precision. Raises a one-line RemasterError
+    when not even the last candidate runs.
+    """
+    model = step.model
+    try:
+        model.to(device=device, dtype=torch.float32, memory_format=torch.channels_last)
+    except RuntimeError:  # 5-D weights (FFTformer) have no channels-last layout: keep theirs
+        model.to(device=device, dtype=torch.float32)
+    frame = prove_frame(step, device)
+    reference, why = _try(step, frame, torch.float32)
+    if reference is None:
+        raise RemasterError(f"{name}: {step.architecture.name} cannot run a {PROVE_SIZE[1]}x{PROVE_SIZE[0]} frame on "
+                            f"{device} even at fp32: {why}")
+    if candidates == [torch.float32]:
+        return torch.float32
+    kept = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    for dtype in candidates:
+        if dtype == torch.float32:
+            break
+        model.to(dtype=dtype)
+        out, why = _try(step, frame, dtype)
+        if out is not None:
+            difference = float((out - reference).abs().mean())
+            if difference <= PROVE_TOLERANCE:
+                del kept
+                return dtype
+            why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
+        model.to(dtype=torch.float32)
+        model.load_state_dict(kept)
+        last_error = f"{DTYPE_NAMES[dtype]}: {why}"
+        position = candidates.index(dtype) + 1
+        if position == len(candidates):  # an explicit precision, or no fallback left: not a silent change
+            break
+        fallback = DTYPE_NAMES[candidates[position]]
+        if log is not None:
+            log.warning("%s: %s does not run at %s on %s (%s); using %s", name, step.architecture.name,
+                        DTYPE_NAMES[dtype], device, why, fallback)
+    if candidates[-1] != torch.float32:
+        raise RemasterError(f"{name}: {step.architecture.name} does not run on {device} at "
+                            f"{last_error}; use precision: auto or fp32")
+    return torch.float32
+
+
+def prove_batches(step: ImageModelDescriptor, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the step gives a batch of two frames what it gives each frame alone (SeemoRe and DRUNet in
+    spandrel 0.4.2 fail on batches: their call paths assume one frame)."""
+    frame = prove_frame(step, device).to(dtype)
+    pair = torch.cat([frame, frame.flip(-1)])
+    try:
+        with torch.inference_mode():
+            together = run_step(step, pair).float()
+            alone = torch.cat([run_step(step, one) for one in pair.split(1)]).float()
+    except Exception:  # noqa: BLE001 - a batch it cannot run: frames go one at a time
+        return False
+    return together.shape == alone.shape and float((together - alone).abs().mean()) <= PROVE_TOLERANCE
+
+
+def step_candidates(step: ImageModelDescriptor, device: torch.device, requested: str, where: str,
+                    name: str, *, as_gpu: bool = False) -> list[torch.dtype]:
+    """What to try for one step: `auto`'s fallbacks, or exactly the precision asked for (if it can be)."""
+    from .devices import Device
+
+    if requested == "auto":
+        return candidate_dtypes(step, device, as_gpu=as_gpu)
+    if requested not in supported_precisions(step):
+        raise RemasterError(f"{name}: {where}: {requested} is not supported by {step.architecture.name} "
+                            f"(it runs {', '.join(supported_precisions(step))}); use auto")
+    dtype = DTYPES[requested]
+    if not as_gpu and device.type != "cpu" and not Device(device).supports(dtype):
+        raise RemasterError(f"{name}: {where}: {requested} is not supported by {Device(device)}; "
+                            "use precision: auto or fp16")
+    return [dtype]
+
+
+def as_step(entry: ModelStep | Path | str) -> ModelStep:
+    return entry if isinstance(entry, ModelStep) else ModelStep(Path(entry))
+
+
+def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",
+                     tile: int = 0, tile_overlap: int = 16, log: logging.Logger | None = None,
+                     as_gpu: bool = False) -> Chain:
+    """The one loader: every step of the chain on the device, fast paths patched, at a proven precision.
+
+    A step's own `precision`/`tile`/`tile_overlap` win over the chain-wide ones given here. `auto` tries
+    fp16, then bf16, then fp32 where the device and the descriptor allow, keeping the first that runs an
+    odd-sized frame like fp32 does; an explicit precision that fails this is a one-line error.
+    """
+    from . import fastpaths
+
+    torch_device = device if isinstance(device, torch.device) else choose_device(device)
+    descriptors, runs = [], []
+    for number, step in enumerate(steps, start=1):
+        descriptor = load_model(step.path)
+        for patch in fastpaths.patch_model(descriptor.model):
+            if log is not None:
+                log.info("models[%d]: fast path: %s", number, patch)
+        asked = step.precision if step.precision != "auto" else precision
+        where = f"models[{number}].precision" if step.precision != "auto" else "precision"
+        name = f"{step.path}: models[{number}]"
+        candidates = step_candidates(descriptor, torch_device, asked, where, str(step.path), as_gpu=as_gpu)
+        dtype = prove(descriptor, torch_device, candidates, name=name, log=log)
+        batched = prove_batches(descriptor, torch_device, dtype)
+        if not batched and log is not None:
+            log.warning("%s: %s mishandles batches of frames; it runs them one at a time", name,
+                        descriptor.architecture.name)
+        descriptors.append(descriptor)
+        # a chain-wide tile never reaches a colourizer; a step's own tile is the user's explicit choice
+        runs.append(StepRun(step.path, dtype,
+                            (tile if can_tile(descriptor) else 0) if step.tile is None else step.tile,
+                            tile_overlap if step.tile_overlap is None else step.tile_overlap, batched))
+    return Chain(descriptors, torch_device, runs[0].dtype, runs)
+
+
+def load_chain(paths: list[Path | ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",
+               log: logging.Logger | None = None) -> Chain:
+    """Load every model of the chain (paths, or ModelSteps with their own options) onto the device."""
+    return load_chain_steps([as_step(entry) for entry in paths], device=device, precision=precision, log=log)
+
+
+# --- inspection and the start-of-run check ------------------------------------------------------------
+
+
+def describe(descriptor: ImageModelDescriptor, path: Path | None = None) -> dict:
+    """What a user wants to know about a model file, as plain JSON-able values."""
+    size = descriptor.size_requirements
+    return {
+        "file": str(path) if path is not None else None,
+        "architecture": descriptor.architecture.name,
+        "architecture_id": descriptor.architecture.id,
+        "purpose": descriptor.purpose,
+        "scale": descriptor.scale,
+        "input_channels": descriptor.input_channels,
+        "output_channels": descriptor.output_channels,
+        "parameters": sum(p.numel() for p in descriptor.model.parameters()),
+        "precisions": supported_precisions(descriptor),
+        "size_requirements": {"minimum": size.minimum, "multiple_of": size.multiple_of, "square": size.square},
+        "tiling": descriptor.tiling.name.lower(),
+        "tags": list(descriptor.tags),
+        "licence": licence(descriptor),
+        "extra_arches_installed": EXTRA_ARCHES,
+    }
+
+
+def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0, *,
+                device: str = "cpu", log: logging.Logger | None = None) -> dict:
+    """Load every step through the run path and prove it before a frame is decoded.
+
+    Each step runs one odd-sized frame at the precisions it would try on a GPU, proven on the CPU by default
+    (so Snakemake's own process never opens a CUDA context that would hold GPU memory for the whole run;
+    each GPU job proves again on its own device), falling back with a logged reason. Raises a one-line
+    RemasterError naming the file: unreadable or unrecognised, a precision it cannot run, channels remaster
+    cannot chain, a tile below its minimum, or a `scale` beyond the chain's.
+    """
+    report = []
+    for number, step in enumerate(steps, start=1):
+        descriptor = load_model(step.path)
+        asked, where = (step.precision, f"models[{number}].precision") if step.precision != "auto" else (precision, "precision")
+        if asked != "auto" and asked not in supported_precisions(descriptor):
+            raise RemasterError(f"{step.path}: {where}: {asked} is not supported by "
+                                f"{descriptor.architecture.name} (it runs {', '.join(supported_precisions(descriptor))})")
+        if descriptor.input_channels not in (1, 3, 4) or descriptor.output_channels not in (1, 3, 4):
+            raise RemasterError(f"{step.path}: {descriptor.architecture.name} takes {descriptor.input_channels} and "
+                                f"gives {descriptor.output_channels} channels; remaster chains grey, RGB or RGBA "
+                                "models only")
+        step_tile = tile if step.tile is None else step.tile
+        if step_tile and descriptor.size_requirements.minimum > step_tile:
+            raise RemasterError(f"{step.path}: tile: {step_tile} is below the model's minimum size "
+                                f"{descriptor.size_requirements.minimum}; use a bigger tile")
+        entry = describe(descriptor, step.path)
+        entry["options"] = {"precision": step.precision, "tile": step.tile, "tile_overlap": step.tile_overlap}
+        report.append(entry)
+        del descriptor
+    chain_scale = math.prod(entry["scale"] for entry in report)
+    if scale is not None and scale > chain_scale:
+        files = " → ".join(Path(entry["file"]).name for entry in report)
+        raise RemasterError(f"scale: asks ×{scale:g} but the chain ({files}) gives ×{chain_scale}; "
+                            f"lower scale or add a model")
+    # the run path itself, on this machine's device; without a GPU, the GPU's precisions proven on the CPU
+    torch_device = choose_device(device)
+    chain = load_chain_steps(steps, device=torch_device, precision=precision, tile=tile, log=log,
+                             as_gpu=torch_device.type == "cpu")
+    for entry, run in zip(report, chain.runs, strict=True):
+        entry["proven_precision"] = DTYPE_NAMES[run.dtype]
+        entry["proven_on"] = str(torch_device)
+    del chain
+    return {"steps": report, "chain_scale": chain_scale, "scale": scale if scale is not None else chain_scale}
+
+
+def _format(info: dict) -> str:
+    size = info["size_requirements"]
+    needs = [f"minimum {size['minimum']}px"] if size["minimum"] > 1 else []
+    needs += [f"multiple of {size['multiple_of']}"] if size["multiple_of"] > 1 else []
+    needs += ["square"] if size["square"] else []
+    lines = [
+        f"{info['file']}",
+        f"  architecture  {info['architecture']} ({info['purpose']}; {', '.join(info['tags']) or 'no tags'})",
+        f"  scale         ×{info['scale']}",
+        f"  channels      {info['input_channels']} in, {info['output_channels']} out"
+        + ("  (colorizer: keeps the source's luma, adds chroma)" if info["input_channels"] == 1 and info["output_channels"] == 3 else ""),
+        f"  parameters    {info['parameters']:,}",
+        f"  precisions    {', '.join(info['precisions'])}",
+        f"  size          {', '.join(needs) or 'any'} (spandrel pads to fit); tiling {info['tiling']}",
+        f"  licence       {info['licence']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m remaster.models", description="Inspect spandrel model files.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect = commands.add_parser("inspect", help="print architecture, scale, parameters, precisions, licence")
+    inspect.add_argument("files", type=Path, nargs="+")
+    inspect.add_argument("--json", action="store_true", help="one JSON object per file")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.files:
+        try:
+            info = describe(load_model(path), path)
+        except RemasterError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+            continue
+        print(json.dumps(info) if args.json else _format(info))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

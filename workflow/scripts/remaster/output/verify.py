@@ -1,0 +1,358 @@
+"""Verifying a finished master against its source, property by property.
+
+What a user would check by hand before deleting the disc image: the frame count and duration, every
+audio track bit for bit, languages, subtitles, chapters, the display aspect, and that the video decodes
+cleanly. What to expect comes from the probe, refined by the front end's plan (its rate, aspect, languages
+and chapters) and the prepared title's facts (its frame count) when the workflow made them.
+The decode pass also measures flicker (remaster.flicker), so the master is read only once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..run import media
+from ..run.errors import RemasterError
+from ..run.records import shard_bounds, shard_names
+from .flicker import FlickerMeter, ShardFlicker
+
+DAR_TOLERANCE = 0.01  # relative
+CHAPTER_TOLERANCE = 0.002  # seconds, besides one frame: chapter times are stored to the millisecond
+
+
+@dataclass(frozen=True)
+class Check:
+    """One property: what the source says, what the master has, and whether they agree."""
+
+    name: str
+    ok: bool
+    expected: object
+    found: object
+    message: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Verification:
+    master: str
+    checks: list[Check] = field(default_factory=list)
+    flicker: list[ShardFlicker] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.ok]
+
+    def failure_line(self) -> str:
+        """One line naming every property that failed and by how much."""
+        return f"{self.master}: verification failed: " + "; ".join(c.message for c in self.failures)
+
+    def as_dict(self) -> dict:
+        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the master must be, in one place."""
+
+    frames: int
+    fps: Fraction
+    duration: float
+    display_aspect: Fraction
+    audio_languages: list[str | None]
+    subtitle_languages: list[str | None]
+    chapters: list[float]
+    width: int  # the frames the models were given (flicker is measured at this size)
+    height: int
+
+
+def _language(code: str | None) -> str | None:
+    if not code or code == "und":
+        return None
+    try:
+        from ..frontend.plan import language_code
+    except ImportError:  # the front end's plan is optional
+        return code
+    return language_code(code)
+
+
+def expectations(probe: dict, plan: dict | None = None, facts: dict | None = None, *,
+                 retimed: bool = False, interpolation_factor: int = 1) -> Expected:
+    """The master's expected properties.
+
+    Frame count and rate: the prepared title's facts, else a `plan` key of the probe, else the probe.
+    Duration: the source video's (a rate change by IVTC or deinterlacing keeps it), or frames ÷ rate when
+    the config retimed the frames on purpose. Aspect, languages and chapters: the plan's, else the probe's.
+    Frame interpolation multiplies frames and rate by its factor, and keeps the duration.
+    """
+    video = probe["video"]
+    inline = probe.get("plan") or {}
+    facts = facts or {}
+    plan = plan or {}
+    frames = int(facts.get("frame_count") or inline.get("frame_count") or probe["frame_count"])
+    fps = Fraction(str(facts.get("fps") or inline.get("fps") or plan.get("fps") or video["fps"]))
+    duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
+    if facts.get("vfr"):
+        # a variable-rate master lasts as long as its sections' frame times say (the source's length)
+        duration = float(facts["duration"])
+    frames, fps = frames * interpolation_factor, fps * interpolation_factor
+    aspect = media.fraction(str(plan.get("display_aspect") or video["dar"]))
+    if not aspect:
+        aspect = Fraction(int(video["width"]), int(video["height"]))
+    video_offset = max(float(video.get("start_time", 0)) - float(probe["format"].get("start_time", 0)), 0.0)
+    if "chapters" in plan:
+        chapters = [float(c) + video_offset for c in plan["chapters"]]
+    else:
+        start = float(probe["format"].get("start_time", 0))
+        chapters = [float(c["start"]) - start + video_offset for c in probe.get("chapters", [])]
+    if "audio" in plan:
+        audio = [track.get("language") for track in plan["audio"]]
+    else:
+        audio = [_language(track.get("language")) for track in probe.get("audio", [])]
+    if "subtitles" in plan:
+        subtitles = [track.get("language") for track in plan["subtitles"]]
+    else:
+        subtitles = [_language(track.get("language")) for track in probe.get("subtitles", [])]
+    width = int(facts.get("width") or video["width"])
+    height = int(facts.get("height") or video["height"])
+    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, width, height)
+
+
+def _gray_decoder(path: Path, width: int, height: int, errors_to) -> subprocess.Popen:
+    """ffmpeg decoding every frame of the first video stream (none dropped or repeated) to 8-bit luma."""
+    cmd = [media.tool("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", "-i", media.input_path(path),
+           "-map", "0:v:0", "-fps_mode", "passthrough", "-vf", f"scale={width}:{height}:flags=area,format=gray",
+           "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors_to)
+
+
+def _frames(proc: subprocess.Popen, size: int):
+    while True:
+        data = proc.stdout.read(size)
+        if len(data) < size:
+            return
+        yield data
+
+
+def decode_and_measure(master: Path, source: Path | None, width: int, height: int,
+                       bounds: list[tuple[str, int, int]]) -> tuple[int, str, list[ShardFlicker]]:
+    """Decode the master (and the source, if given) once, side by side, as luma at width×height.
+
+    Returns the master's decoded frame count, ffmpeg's error output for the master, and per-shard flicker
+    (empty without a source).
+    """
+    meter = FlickerMeter(bounds)
+    frame_size = width * height
+    with tempfile.TemporaryFile() as master_errors, tempfile.TemporaryFile() as source_errors:
+        # errors go to files, not pipes: a decoder with much to say must never block on a full pipe
+        master_proc = _gray_decoder(master, width, height, master_errors)
+        source_proc = _gray_decoder(source, width, height, source_errors) if source else None
+        master_iter = _frames(master_proc, frame_size)
+        source_iter = _frames(source_proc, frame_size) if source_proc else iter(())
+        try:
+            while True:
+                m, s = next(master_iter, None), next(source_iter, None)
+                if m is None and s is None:
+                    break
+                meter.add(None if s is None else np.frombuffer(s, np.uint8).reshape(height, width),
+                          None if m is None else np.frombuffer(m, np.uint8).reshape(height, width))
+        finally:
+            for proc in (master_proc, source_proc):
+                if proc:
+                    proc.stdout.close()
+                    proc.wait()
+        master_errors.seek(0)
+        errors = master_errors.read().decode(errors="replace").strip()
+        if master_proc.returncode != 0 and not errors:
+            errors = f"ffmpeg exited with status {master_proc.returncode}"
+    return meter.master_frames, errors, meter.result() if source else []
+
+
+def _video_span(path: Path) -> float:
+    """Seconds from the first video frame's start to the last one's end, from the packets."""
+    cmd = [media.tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries",
+           "packet=pts_time,duration_time", "-of", "csv=p=0", media.input_path(path)]
+    out = media.run(cmd, what=f"{path}: reading packet times").stdout
+    starts, ends = [], []
+    for line in out.splitlines():
+        parts = [p for p in line.strip().split(",") if p]
+        if not parts or parts[0] == "N/A":
+            continue
+        pts = float(parts[0])
+        duration = float(parts[1]) if len(parts) > 1 and parts[1] != "N/A" else 0.0
+        starts.append(pts)
+        ends.append(pts + duration)
+    return max(ends) - min(starts) if starts else 0.0
+
+
+def audio_hash(path: Path, track: int) -> str | None:
+    """md5 of one audio track's packet payloads, stream-copied (timestamps and container play no part)."""
+    probe_args = getattr(media, "PROBE_ARGS", ())
+    cmd = media.ffmpeg_args(*probe_args, "-i", media.input_path(path), "-map", f"0:a:{track}", "-c", "copy",
+                            "-f", "streamhash", "-hash", "md5", "pipe:1")
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    for line in result.stdout.splitlines():
+        if "MD5=" in line:
+            return line.split("MD5=", 1)[1].strip()
+    return None
+
+
+def _dar(stream: dict) -> Fraction:
+    width, height = int(stream["width"]), int(stream["height"])
+    sar = media.fraction(stream.get("sample_aspect_ratio") or "1:1") or Fraction(1)
+    return Fraction(width, height) * sar
+
+
+def _fmt(value: Fraction) -> str:
+    return f"{float(value):.4f}"
+
+
+def _tag_language(stream: dict) -> str | None:
+    found = (stream.get("tags") or {}).get("language") or None
+    return None if found == "und" else found
+
+
+def _tracks(kind: str, source: list, master: list, languages: list[str | None]) -> list[Check]:
+    checks = [Check(f"{kind}_tracks", len(master) == len(source), len(source), len(master),
+                    f"{kind}_tracks: the master has {len(master)} {kind} tracks, the source {len(source)} "
+                    f"({len(master) - len(source):+d})")]
+    for n, language in enumerate(languages):
+        if n >= len(master) or language is None:
+            continue
+        found = _tag_language(master[n])
+        checks.append(Check(f"{kind}_{n}_language", found == language, language, found,
+                            f"{kind}_{n}_language: track {n} is tagged {found or 'without a language'}, "
+                            f"expected {language}"))
+    return checks
+
+
+def _video_times(path: Path) -> list[float]:
+    cmd = [media.tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+           "-of", "csv=p=0", media.input_path(path)]
+    out = media.run(cmd, what=f"{path}: reading packet times").stdout
+    return sorted(float(line.strip().strip(",")) for line in out.splitlines() if line.strip().strip(",") not in ("", "N/A"))
+
+
+# Matroska stores times in milliseconds: a frame may sit up to half a millisecond off, plus rounding
+TIMESTAMP_TOLERANCE = 0.0015
+
+
+def check_timestamps(master: Path, timed: list[dict], factor: int = 1) -> Check:
+    """A variable-rate master: every frame at the time its section gives it (relative to the first frame),
+    the times strictly increasing."""
+    from ..frontend.cadence import frame_times  # verify stays importable without the analysis constants
+
+    want = [float(t) for t in frame_times(timed, factor)]
+    got = _video_times(master)
+    if len(got) != len(want):
+        return Check("timestamps", False, len(want), len(got),
+                     f"timestamps: the master has {len(got)} video timestamps, its sections give {len(want)}")
+    worst = max((abs((g - got[0]) - (w - want[0])) for g, w in zip(got, want)), default=0.0)
+    rising = all(b > a for a, b in zip(got, got[1:]))
+    return Check("timestamps", worst <= TIMESTAMP_TOLERANCE and rising, "per-section frame times",
+                 round(worst, 6), f"timestamps: a frame is {worst * 1000:.1f} ms from its section's time"
+                 + ("" if rising else ", and the times do not strictly increase"))
+
+
+def check_container(master: Path, probe: dict, expected: Expected, title: Path | None) -> list[Check]:
+    """Every property that needs no decoding: duration, audio, languages, subtitles, chapters, aspect."""
+    info = media.ffprobe_json(master)
+    streams = info.get("streams", [])
+    checks: list[Check] = []
+    frame = float(1 / expected.fps)
+
+    video = [s for s in streams if s.get("codec_type") == "video"]
+    span = _video_span(master) if video else 0.0
+    off = span - expected.duration
+    checks.append(Check("duration", abs(off) <= frame + 1e-6, round(expected.duration, 6), round(span, 6),
+                        f"duration is {span:.3f} s, expected {expected.duration:.3f} s "
+                        f"({off:+.3f} s, {off / frame:+.1f} frames; at most 1 frame allowed)"))
+
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    source_audio = probe.get("audio", [])
+    checks += _tracks("audio", source_audio, audio, expected.audio_languages)
+    for n, track in enumerate(source_audio):
+        if n >= len(audio):
+            checks.append(Check(f"audio_{n}", False, track.get("codec"), None,
+                                f"audio_{n}: source audio track {n} ({track.get('codec')}) is missing"))
+        elif title is not None:
+            want, got = audio_hash(title, n), audio_hash(master, n)
+            checks.append(Check(f"audio_{n}", want is not None and want == got, want, got,
+                                f"audio_{n}: track {n} is not bit-identical to the source's "
+                                f"(md5 of its packets {got}, the source's {want})"))
+
+    subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
+    # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
+    mixed = [t for t in probe.get("subtitles", []) if 0 < t.get("forced", 0) < t.get("subpictures", 0)]
+    source_subtitles = probe.get("subtitles", []) + mixed + ([{"closed_captions": True}]
+                                                             if probe.get("video", {}).get("closed_captions") else [])
+    checks += _tracks("subtitle", source_subtitles, subtitles, expected.subtitle_languages)
+
+    starts = [float(c.get("start_time", 0)) for c in info.get("chapters", [])]
+    want = expected.chapters
+    if len(starts) != len(want):
+        checks.append(Check("chapters", False, len(want), len(starts),
+                            f"chapters: the master has {len(starts)} chapters, the source {len(want)} "
+                            f"({len(starts) - len(want):+d})"))
+    else:
+        worst = max((abs(a - b) for a, b in zip(starts, want)), default=0.0)
+        checks.append(Check("chapters", worst <= frame + CHAPTER_TOLERANCE, [round(c, 3) for c in want],
+                            [round(c, 3) for c in starts],
+                            f"chapters: a chapter starts {worst:.3f} s away from the source's "
+                            f"(at most 1 frame allowed)"))
+
+    if video:
+        dar = _dar(video[0])
+        off = float(dar / expected.display_aspect) - 1
+        checks.append(Check("display_aspect", abs(off) <= DAR_TOLERANCE, _fmt(expected.display_aspect), _fmt(dar),
+                            f"display_aspect is {_fmt(dar)} ({dar.numerator}:{dar.denominator}), expected "
+                            f"{_fmt(expected.display_aspect)} ({off:+.1%}; at most {DAR_TOLERANCE:.0%} allowed)"))
+    else:
+        checks.append(Check("display_aspect", False, _fmt(expected.display_aspect), None,
+                            "display_aspect: the master has no video stream"))
+    return checks
+
+
+def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: dict | None = None,
+                  facts: dict | None = None, prepared: Path | None = None, shard_frames: int | None = None,
+                  retimed: bool = False, interpolation_factor: int = 1) -> Verification:
+    """Check the master against its source and return every check (a differing property never raises).
+
+    `title` (the source title file) enables the bit-identity check of the audio; flicker is measured
+    against `prepared` (the frames the models were given) if given, else against `title`.
+    """
+    master = Path(master)
+    if not master.is_file():
+        raise RemasterError(f"{master}: the master does not exist; run the workflow first")
+    expected = expectations(probe, plan, facts, retimed=retimed, interpolation_factor=interpolation_factor)
+    result = Verification(str(master))
+    result.checks = check_container(master, probe, expected, title)
+    if facts and facts.get("vfr"):
+        result.checks.append(check_timestamps(master, facts["timed"], interpolation_factor))
+
+    per_shard = shard_frames * interpolation_factor if shard_frames else expected.frames
+    bounds = [(name, *shard_bounds(expected.frames, per_shard, k))
+              for k, name in enumerate(shard_names(expected.frames, per_shard))]
+    source = prepared or title
+    decoded, errors, flicker = decode_and_measure(master, source, expected.width, expected.height, bounds)
+    result.flicker = flicker
+    result.checks.insert(0, Check("frame_count", decoded == expected.frames, expected.frames, decoded,
+                                  f"frame_count is {decoded}, expected {expected.frames} "
+                                  f"({decoded - expected.frames:+d} frames)"))
+    first_error = errors.splitlines()[0] if errors else ""
+    result.checks.insert(1, Check("decodes_cleanly", not errors, "", errors[-2000:],
+                                  f"decodes_cleanly: ffmpeg reports errors decoding the video: {first_error}"))
+    return result

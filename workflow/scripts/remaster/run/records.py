@@ -1,0 +1,136 @@
+"""The typed artefacts steps hand each other: the prepared title (with its shard table) and a shard's result.
+
+Each is written once, atomically, by the step that makes it, and read by `load` wherever it is needed; the
+shard table in particular is computed at prepare time only, never again from (frame_count, shard_frames).
+The JSON keeps its earlier keys, so a step that still reads the plain dict keeps working.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import RemasterError
+from .files import atomic_output
+
+
+def shard_count(frame_count: int, shard_frames: int) -> int:
+    return max(1, math.ceil(frame_count / shard_frames))
+
+
+def shard_bounds(frame_count: int, shard_frames: int, shard: int) -> tuple[int, int]:
+    """Frame indices [start, end) of shard number `shard` (0-based)."""
+    start = shard * shard_frames
+    if shard < 0 or start >= max(frame_count, 1):
+        raise RemasterError(f"shard {shard} is outside a title of {frame_count} frames")
+    return start, min(start + shard_frames, frame_count)
+
+
+def shard_names(frame_count: int, shard_frames: int) -> list[str]:
+    """Shard wildcards, zero-padded so they sort in play order."""
+    return [f"{k:04d}" for k in range(shard_count(frame_count, shard_frames))]
+
+
+def read_json(path: str | Path) -> dict:
+    """A step's JSON artefact; a missing or damaged one is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise RemasterError(f"{path}: cannot read this step's record: {error}") from None
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write a record under a temporary name, then rename: a reader never sees half of it."""
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of GPU work: frames [start, end) of the prepared title."""
+
+    name: str  # the {shard} wildcard, zero-padded so that names sort in play order
+    start: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+def shard_table(frame_count: int, shard_frames: int) -> tuple[Shard, ...]:
+    """The shards of a title of `frame_count` frames, `shard_frames` each (the last one shorter)."""
+    return tuple(Shard(name, *shard_bounds(frame_count, shard_frames, k))
+                 for k, name in enumerate(shard_names(frame_count, shard_frames)))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The prepared title: its facts (frames, rate, size, damage found) and its shard table."""
+
+    frame_count: int
+    fps: str
+    shards: tuple[Shard, ...]
+    facts: dict = field(default_factory=dict)  # everything prepare_title found, as the older steps read it
+
+    def shard(self, name: str) -> Shard:
+        for shard in self.shards:
+            if shard.name == name:
+                return shard
+        raise RemasterError(f"shard {name} is not in this title's shard table ({len(self.shards)} shards)")
+
+    @classmethod
+    def from_facts(cls, facts: dict, shard_frames: int) -> Prepared:
+        frame_count = int(facts["frame_count"])
+        return cls(frame_count, str(facts["fps"]), shard_table(frame_count, shard_frames), dict(facts))
+
+    def dump(self, path: str | Path) -> None:
+        data = {**self.facts, "frame_count": self.frame_count, "fps": self.fps,
+                "shards": [asdict(shard) for shard in self.shards]}
+        write_json(path, data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Prepared:
+        data = read_json(path)
+        try:
+            shards = tuple(Shard(str(s["name"]), int(s["start"]), int(s["end"])) for s in data["shards"])
+            return cls(int(data["frame_count"]), str(data["fps"]), shards,
+                       {k: v for k, v in data.items() if k != "shards"})
+        except (KeyError, TypeError, ValueError) as error:
+            raise RemasterError(f"{path}: not a prepared title's record (missing {error}); "
+                                "delete it to prepare the title again") from None
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one upscale job did: frames, time, where it ran; written beside the shard for the report."""
+
+    frames: int
+    seconds: float
+    width: int
+    height: int
+    device: str
+    dtype: str
+    batch_size: int = 1
+    tile: int = 0
+    warmup_seconds: float = 0.0
+    shard: str = ""  # the {shard} wildcard and the host: filled in by the upscale job, not the engine
+    host: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def dump(self, path: str | Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ShardResult:
+        data = read_json(path)
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as error:
+            raise RemasterError(f"{path}: not a shard result ({error})") from None
