@@ -22,7 +22,9 @@ from remaster.frames import engine
 from remaster.frontend import plan as plans
 from remaster.frontend import prepare
 from remaster.frontend.cadence import cadence_sections, frame_times, section_times
+from remaster.frontend.colour import Colour
 from remaster.frontend.scan import PULLDOWN_MIN_FRACTION, detect_scan, hybrid_decision, pulldown_fraction
+from remaster.output.preview import read_frame
 from remaster.run import media
 from remaster.run.errors import RemasterError
 from remaster.run.settings import FrontEndSettings
@@ -185,16 +187,25 @@ def test_small_progressive_clip_idet_calls_interlaced_stays_progressive(tmp_path
 def test_full_range_capture_keeps_its_range_for_the_decoder(tmp_path):
     capture = cadence.full_range_capture(tmp_path)
     plan, facts, out = _prepare(capture, tmp_path)
-    assert plan["colour"]["in"]["color_range"] == "pc" and facts["color_range"] == "pc"
+    colour = Colour.from_dict(plan["colour"])
+    assert colour.range == "pc"
     assert cadence.stored_luma_range(capture) == (0, 255)
     low, high = cadence.stored_luma_range(out)
     assert low < 8 and high > 247  # the prepared frames are not squeezed into 16-235
     # the upscaler's decoder reads them as full range: black stays black, white white
-    rgb = subprocess.run(engine.decoder_command(out, facts["matrix"], in_range=facts["color_range"]),
+    rgb = subprocess.run(engine.decoder_command(out, colour.decoder_matrix, in_range=colour.range),
                          capture_output=True, check=True).stdout
     values = np.frombuffer(rgb, np.uint8)
     assert values.min() < 8 and values.max() > 247
-    clipped = subprocess.run(engine.decoder_command(out, facts["matrix"], in_range="tv"),
+    clipped = subprocess.run(engine.decoder_command(out, colour.decoder_matrix, in_range="tv"),
                              capture_output=True, check=True).stdout
     # read as limited range (the old behaviour) the darks and lights clip: many more pure 0/255 values
     assert (np.frombuffer(clipped, np.uint8) == 0).sum() > 2 * (values == 0).sum()
+
+    # the preview reads the title with the same decision and shows the frame the upscaler gets (it read
+    # every source as limited range before, clipping what the master keeps)
+    probe, timestamps = probes.probe_title(capture)
+    middle = len(timestamps) // 2
+    frame = read_frame(capture, timestamps[middle], probe, plan)
+    upscaler = values.reshape(-1, *frame.shape)[middle]
+    assert np.abs(frame.astype(int) - upscaler).max() <= 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from remaster.frontend.colour import colour_tags
+from remaster.frontend import colour as colours
 from remaster.frontend.geometry import detect_crop, square_geometry
 from remaster.frontend.scan import ScanDecision, detect_scan, scan_filters
 from support import discs
@@ -196,23 +196,34 @@ def test_square_geometry_rejects_nonsense():
         square_geometry(0, 480, Fraction(1))
 
 
-def test_colour_tags_by_height_and_tags():
-    ntsc = colour_tags(480, {})
-    assert ntsc["system"] == "ntsc" and ntsc["from_tags"] == []
-    assert ntsc["in"] == {"colorspace": "smpte170m", "color_primaries": "smpte170m",
-                          "color_trc": "smpte170m", "color_range": "tv"}
-    assert ntsc["out"] == {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709",
-                           "color_range": "tv"}
-    pal = colour_tags(576, {"color_space": "unknown", "color_primaries": "unknown"})
-    assert pal["in"]["colorspace"] == "bt470bg" and pal["in"]["color_primaries"] == "bt470bg"
-    assert "ispace=bt470bg" in pal["filter"] and pal["filter"].startswith("colorspace=space=bt709")
-    # a meaningful tag wins over the height
-    tagged = colour_tags(480, {"color_space": "bt470bg", "color_range": "tv"})
-    assert tagged["in"]["colorspace"] == "bt470bg" and tagged["from_tags"] == ["colorspace"]
+@pytest.mark.unit
+def test_colour_by_lines_and_tags():
+    ntsc = colours.decide({"height": 480})
+    assert (ntsc.system, ntsc.from_tags, ntsc.range) == ("ntsc", (), "tv")
+    assert (ntsc.matrix, ntsc.primaries, ntsc.transfer) == ("smpte170m", "smpte170m", "smpte170m")
+    pal = colours.decide({"height": 576, "color_space": "unknown", "color_primaries": "unknown"})
+    assert (pal.matrix, pal.primaries, pal.decoder_matrix) == ("bt470bg", "bt470bg", "bt601")
+    assert "ispace=bt709:iprimaries=bt470bg" in pal.to_bt709() and pal.to_bt709().startswith("colorspace=space=bt709")
+    # a meaningful tag wins over the line count
+    tagged = colours.decide({"height": 480, "color_space": "bt470bg", "color_range": "tv"})
+    assert tagged.matrix == "bt470bg" and tagged.from_tags == ("matrix",)
+    assert colours.decide({"height": 480, "color_range": "pc"}).range == "pc"
+    assert colours.Colour.from_dict(pal.as_dict()) == pal
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("height", [720, 1080, 2160])
+def test_untagged_hd_is_bt709_for_every_stage(height):
+    """An untagged HD source was read as BT.601 by the plan (any height over 500 lines was PAL) while the
+    probe's matrix said BT.709: one decision now, BT.709, with no primaries conversion at the encode."""
+    colour = colours.decide({"height": height})
+    assert (colour.system, colour.matrix, colour.decoder_matrix) == ("hd", "bt709", "bt709")
+    assert colour.to_bt709() is None
+    assert colour.tags() == ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                             "-color_range", "tv"]
 
 
 @needs_ffmpeg
 def test_colour_filter_runs(letterbox):
-    tags = colour_tags(480, {})
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(letterbox), "-frames:v", "2",
-                    "-vf", tags["filter"], "-f", "null", "-"], check=True)
+                    "-vf", colours.decide({"height": 480}).to_bt709(), "-f", "null", "-"], check=True)

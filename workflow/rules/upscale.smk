@@ -3,7 +3,8 @@ rule upscale_shard:
     input:
         shard=rules.extract_shard.output.shard,
         prepared=rules.prepare_title.output.prepared,
-        probe=PROBE,
+        # its colour decision: how the prepared frames are read
+        plan=PLAN,
         facts=PREPARED,
         models=model_files,
     output:

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from remaster.frontend.colour import Colour
 from remaster.output.encode import encode_command
 from remaster.run import media
 from remaster.run.errors import RemasterError
@@ -16,7 +17,7 @@ with reported(log):
     upscaled = Path(snakemake.input.shard)
     encoder = EncoderSettings(**snakemake.params.encoder)
     with atomic_output(Path(snakemake.output.video)) as tmp:
-        cmd = encode_command(upscaled, tmp, encoder, plan["colour"]["in"])
+        cmd = encode_command(upscaled, tmp, encoder, Colour.from_dict(plan["colour"]))
         media.run(cmd, what=f"{upscaled}: encoding")
         expected, stored = media.count_packets(upscaled), media.count_packets(tmp)
         if stored != expected:

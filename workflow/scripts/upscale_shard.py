@@ -6,8 +6,8 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from remaster.disc.probe import yuv_matrix
 from remaster.frames.engine import upscale_file
+from remaster.frontend.colour import Colour
 from remaster.run.logs import reported, step_logger
 from remaster.run.records import Prepared
 
@@ -17,7 +17,7 @@ if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
     log.info("host %s, SLURM job %s, CUDA_VISIBLE_DEVICES=%s", socket.gethostname(),
              os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    colour = Colour.from_dict(json.loads(Path(snakemake.input.plan).read_text())["colour"])
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
     # the shard's frames, read from the prepared title as extract_shard found they can be
@@ -27,9 +27,9 @@ with reported(log):
         Path(snakemake.output.shard),
         expected_frames=shard.frames,
         fps=prepared.fps,
-        # the plan's matrix and range, carried by the prepared title's facts (older facts: the probe's tag)
-        matrix=prepared.facts.get("matrix") or yuv_matrix(probe["video"]),
-        in_range=prepared.facts.get("color_range", "tv"),
+        # the prepared frames hold the source's colour as the plan decided it
+        matrix=colour.decoder_matrix,
+        in_range=colour.range,
         settings=snakemake.params.settings,
         label=f"shard {snakemake.wildcards.shard}",
         log=log,

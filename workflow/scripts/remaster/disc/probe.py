@@ -135,12 +135,3 @@ def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1)
              title.title, title.vts, title.source, len(title.audio), len(title.subtitles), len(title.chapters))
     return facts
 
-
-def yuv_matrix(video: dict) -> str:
-    """The YUV→RGB matrix of the source: its tag when present, else BT.601 for SD and BT.709 for HD."""
-    tagged = video.get("color_space") or ""
-    if tagged.startswith("bt709"):
-        return "bt709"
-    if tagged in ("smpte170m", "bt470bg", "bt601"):
-        return "bt601"
-    return "bt709" if int(video["height"]) >= 720 else "bt601"

@@ -1,44 +1,98 @@
-"""Colour: which matrix, primaries, transfer and range the source holds, and what the master is given."""
+"""Colour, decided once: which matrix, primaries, transfer and range the source holds.
+
+The plan asks `decide` once, from the probe's stream tags (where they mean something) or else from the
+picture's line count, and writes the answer into plan.json. Every later stage reads that record and asks
+it, never the probe: the prepared title is tagged with it, the upscaler's and the preview's decoders read
+the frames with its matrix and range, and the delivery encode converts its primaries and transfer to
+BT.709. So an untagged HD source is BT.709 everywhere, and a full-range capture is full range everywhere.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 # ffprobe's tag values the colorspace filter understands, per property
 _KNOWN = {
-    "colorspace": {"bt709", "fcc", "bt470bg", "smpte170m", "smpte240m"},
-    "color_primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020"},
-    "color_trc": {"bt709", "bt470m", "bt470bg", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear"},
+    "matrix": {"bt709", "fcc", "bt470bg", "smpte170m", "smpte240m"},
+    "primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020"},
+    "transfer": {"bt709", "bt470m", "bt470bg", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear"},
 }
-_PROBE_KEYS = {"colorspace": "color_space", "color_primaries": "color_primaries", "color_trc": "color_transfer"}
-_FILTER_KEYS = {"colorspace": "space", "color_primaries": "primaries", "color_trc": "trc"}
+# the probe's (ffprobe's) name of each property
+_PROBE_KEYS = {"matrix": "color_space", "primaries": "color_primaries", "transfer": "color_transfer"}
+# what each system uses when the stream does not say: SMPTE 170M for NTSC, BT.470BG's matrix and primaries
+# with 170M's transfer for PAL, BT.709 from 720 lines up (as HandBrake and players decide)
+_SYSTEMS = {
+    "ntsc": {"matrix": "smpte170m", "primaries": "smpte170m", "transfer": "smpte170m"},
+    "pal": {"matrix": "bt470bg", "primaries": "bt470bg", "transfer": "smpte170m"},
+    "hd": {"matrix": "bt709", "primaries": "bt709", "transfer": "bt709"},
+}
+HD_LINES = 720
 
 
-def colour_tags(height: int, probe_stream: dict) -> dict:
-    """Input (BT.601) and output (BT.709) colour properties, and the filter between them.
+@dataclass(frozen=True)
+class Colour:
+    """The source's colour as the plan decided it (FFmpeg's tag names), and how it was decided."""
 
-    Input properties come from the stream's tags (an ffprobe stream dict) when they are
-    set to something meaningful, else from the system the height implies: 480 lines is
-    NTSC (smpte170m throughout), 576 is PAL (bt470bg matrix and primaries, smpte170m
-    transfer).  Keys are FFmpeg's output option names so ``-colorspace`` etc. can be
-    built from them; ``filter`` is the ``colorspace`` filter that converts in to out.
-    """
-    pal = height in (576, 288) or (height not in (480, 240) and height > 500)
-    defaults = ({"colorspace": "bt470bg", "color_primaries": "bt470bg", "color_trc": "smpte170m"} if pal else
-                {"colorspace": "smpte170m", "color_primaries": "smpte170m", "color_trc": "smpte170m"})
-    colour_in, from_tags = {}, []
+    matrix: str  # YUV↔RGB matrix: smpte170m, bt470bg, bt709, …
+    primaries: str
+    transfer: str
+    range: str  # "tv" (limited, 16-235) or "pc" (full, 0-255)
+    system: str  # ntsc, pal or hd: whose defaults filled what the tags left open
+    from_tags: tuple[str, ...] = ()  # the properties the stream's own tags gave
+
+    @property
+    def decoder_matrix(self) -> str:
+        """swscale's `in_color_matrix` for reading the frames as RGB: BT.709 or BT.601 (170M and 470BG share it)."""
+        return "bt709" if self.matrix == "bt709" else "bt601"
+
+    def tags(self) -> list[str]:
+        """ffmpeg output options that tag a stream with this colour (the prepared title keeps the source's)."""
+        return ["-colorspace", self.matrix, "-color_primaries", self.primaries, "-color_trc", self.transfer,
+                "-color_range", self.range]
+
+    def to_bt709(self) -> str | None:
+        """The ``colorspace`` filter converting BT.709-matrix YUV in this colour's primaries and transfer to
+        BT.709's (the master's); None when they already are BT.709 (an HD source).
+
+        The upscaled shards are BT.709-matrix YUV (the engine writes them so), limited range, still in the
+        source's primaries and transfer: this is the one conversion left, made at the delivery encode."""
+        if self.primaries == "bt709" and self.transfer == "bt709":
+            return None
+        return (f"colorspace=space=bt709:primaries=bt709:trc=bt709:range=tv:ispace=bt709:iprimaries={self.primaries}"
+                f":itrc={self.transfer}:irange=tv")
+
+    def evidence(self, height: int) -> str:
+        """One sentence for the plan's log: what the tags gave and what the line count filled in."""
+        return (f"{self.system.upper()} defaults for {height} lines, tags used: {', '.join(self.from_tags) or 'none'}, "
+                f"range {self.range}; output BT.709")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "from_tags": list(self.from_tags)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Colour:
+        return cls(**{**data, "from_tags": tuple(data.get("from_tags") or ())})
+
+
+def system(height: int) -> str:
+    """The system whose defaults fill untagged properties: NTSC (480/240 lines), PAL (576/288, or other SD
+    over 500 lines), HD from 720 lines up."""
+    if height >= HD_LINES:
+        return "hd"
+    return "pal" if height in (576, 288) or (height not in (480, 240) and height > 500) else "ntsc"
+
+
+def decide(video: dict) -> Colour:
+    """The source's colour from the probe's video stream (its `height` and ffprobe's colour tags): each tag
+    the colorspace filter understands is kept, the rest come from the system the line count implies; full
+    range when the stream says so (`pc` or `jpeg`), else limited."""
+    defaults = _SYSTEMS[system(int(video["height"]))]
+    values, from_tags = {}, []
     for key, default in defaults.items():
-        tag = str(probe_stream.get(_PROBE_KEYS[key]) or "")
-        colour_in[key] = tag if tag in _KNOWN[key] else default
+        tag = str(video.get(_PROBE_KEYS[key]) or "")
+        values[key] = tag if tag in _KNOWN[key] else default
         if tag in _KNOWN[key]:
             from_tags.append(key)
-    colour_in["color_range"] = "pc" if probe_stream.get("color_range") in ("pc", "jpeg") else "tv"
-    colour_out = {"colorspace": "bt709", "color_primaries": "bt709", "color_trc": "bt709", "color_range": "tv"}
-    parts = [f"{_FILTER_KEYS[k]}={colour_out[k]}" for k in _FILTER_KEYS]
-    parts += [f"i{_FILTER_KEYS[k]}={colour_in[k]}" for k in _FILTER_KEYS]
-    parts += ["range=tv", f"irange={colour_in['color_range']}"]
-    return {
-        "system": "pal" if pal else "ntsc",
-        "in": colour_in,
-        "out": colour_out,
-        "from_tags": from_tags,
-        "filter": "colorspace=" + ":".join(parts),
-    }
+    full = video.get("color_range") in ("pc", "jpeg")
+    return Colour(**values, range="pc" if full else "tv", system=system(int(video["height"])),
+                  from_tags=tuple(from_tags))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..run.errors import RemasterError
 from ..run.settings import FrontEndSettings
+from . import colour as colours
 from .cadence import hybrid_chains, section_summary, section_times
-from .colour import colour_tags
 from .geometry import square_geometry
 from .scan import ScanDecision, scan_filters
 
@@ -132,9 +132,7 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
         filters.append(f"scale={model_w}:{model_h}:flags=lanczos+accurate_rnd+full_chroma_int")
     filters.append("setsar=1")
 
-    colour = colour_tags(height, {
-        "color_space": video.get("color_space"), "color_primaries": video.get("color_primaries"),
-        "color_transfer": video.get("color_transfer"), "color_range": video.get("color_range")})
+    colour = colours.decide(video)
 
     disc_info = disc_info or {}
     audio = []
@@ -171,7 +169,7 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
         "crop": list(crop) if crop else None,
         "model_input": [model_w, model_h],
         "display_aspect": f"{aspect.numerator}:{aspect.denominator}",
-        "colour": colour,
+        "colour": colour.as_dict(),
         "audio": audio,
         "subtitles": subtitles,
         "chapters": [round(c, 3) for c in chapters],
@@ -192,9 +190,8 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
             "geometry": _decision([model_w, model_h], "config" if settings.target_height else "auto",
                                   f"{stored_w}x{stored_h} at {float(aspect):.4f}:1 as square pixels",
                                   "target_height"),
-            "colour": _decision(colour["in"], "tags" if colour["from_tags"] else "auto",
-                                f"{colour['system'].upper()} defaults for {height} lines, tags used: "
-                                f"{', '.join(colour['from_tags']) or 'none'}; output BT.709", "(none)"),
+            "colour": _decision({k: v for k, v in colour.as_dict().items() if k not in ("system", "from_tags")},
+                                "tags" if colour.from_tags else "auto", colour.evidence(height), "(none)"),
         },
         "scan_evidence": detected.evidence if detected else {},
     }

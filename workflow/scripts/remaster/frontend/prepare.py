@@ -18,6 +18,7 @@ from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
+from .colour import Colour
 
 
 def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
@@ -61,9 +62,8 @@ FFV1 = tuple(ffv1_args(4))  # intra-only: shards are cut from any frame by strea
 
 
 def _colour_args(plan: dict) -> list[str]:
-    colour = plan["colour"]["in"]
-    return ["-colorspace", colour["colorspace"], "-color_primaries", colour["color_primaries"],
-            "-color_trc", colour["color_trc"], "-color_range", colour["color_range"]]
+    """The prepared title keeps the source's colour as the plan decided it (frontend.colour)."""
+    return Colour.from_dict(plan["colour"]).tags()
 
 
 def hybrid_commands(title: Path, plan: dict, work: Path, out: Path) -> list[list[str]]:
@@ -137,16 +137,8 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
         "repeated_frames": repeated,
         "dropped_frames": dropped,
         "seconds": round(time.monotonic() - start, 2),
-        **_colour_facts(plan),
         "vfr": False,
     }
-
-
-def _colour_facts(plan: dict) -> dict:
-    """The range and matrix the prepared frames hold: what the upscaler's decoder must read them as."""
-    colour = plan["colour"]["in"]
-    return {"color_range": colour["color_range"],
-            "matrix": "bt709" if colour["colorspace"] == "bt709" else "bt601"}
 
 
 def _prepare_hybrid(title: Path, plan: dict, out_path: Path, *, log: logging.Logger) -> dict:
@@ -186,7 +178,6 @@ def _prepare_hybrid(title: Path, plan: dict, out_path: Path, *, log: logging.Log
         "repeated_frames": 0,
         "dropped_frames": 0,
         "seconds": round(time.monotonic() - start, 2),
-        **_colour_facts(plan),
         "vfr": bool(plan["vfr"]),
         # the real time of every frame: frame k of a section at start + k * step (seconds, fractions)
         "timed": timed if plan["vfr"] else [],

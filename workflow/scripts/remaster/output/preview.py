@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..disc.probe import yuv_matrix
+from ..frontend.colour import Colour
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.files import atomic_output
@@ -37,9 +37,9 @@ def preview_frames(frame_count: int, stills: int) -> list[int]:
 SEEK_BACK = 5.0  # seconds: seek this far before the frame, then decode up to it (seeking lands on keyframes)
 
 
-def read_frame(title: Path, timestamp: float, probe: dict, plan: dict | None = None) -> np.ndarray:
+def read_frame(title: Path, timestamp: float, probe: dict, plan: dict) -> np.ndarray:
     """The frame shown at `timestamp` (a probe timestamp) as RGB24, as the models get it: through the plan's
-    filters (field matching or deinterlacing, crop, square pixels) when there is a plan.
+    filters (field matching or deinterlacing, crop, square pixels), read with the plan's colour.
 
     Seeks a few seconds before the frame and selects it by its timestamp, so a preview of a long film takes
     seconds per frame; if the seek overshoots (some program streams seek badly), decodes from the start.
@@ -48,11 +48,12 @@ def read_frame(title: Path, timestamp: float, probe: dict, plan: dict | None = N
     fps = media.fraction(video["fps"])
     # a quarter frame early, so rounding never skips the frame itself
     wanted = timestamp - float(1 / fps) / 4
-    convert = (f"scale=in_color_matrix={yuv_matrix(video)}:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,"
-               "format=rgb24")
+    colour = Colour.from_dict(plan["colour"])
+    convert = (f"scale=in_color_matrix={colour.decoder_matrix}:in_range={colour.range}:"
+               "flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24")
     select = f"select=gte(t\\,{wanted:.6f})"
-    filters = ",".join(f for f in ((plan or {}).get("filters"), select, convert) if f)
-    width, height = frame_size(probe, plan)
+    filters = ",".join(f for f in (plan["filters"], select, convert) if f)
+    width, height = frame_size(plan)
     size = width * height * 3
     seek = timestamp - probe["format"]["start_time"] - SEEK_BACK
     last = "no frame decoded"
@@ -68,12 +69,10 @@ def read_frame(title: Path, timestamp: float, probe: dict, plan: dict | None = N
     raise RemasterError(f"{title}: cannot decode the frame at {timestamp:.3f} s as {width}x{height} ({last})")
 
 
-def frame_size(probe: dict, plan: dict | None = None) -> tuple[int, int]:
-    """The size of the frames the models get: the plan's model input, else the stored size."""
-    if plan and plan.get("model_input"):
-        width, height = plan["model_input"]
-        return int(width), int(height)
-    return int(probe["video"]["width"]), int(probe["video"]["height"])
+def frame_size(plan: dict) -> tuple[int, int]:
+    """The size of the frames the models get: the plan's model input."""
+    width, height = plan["model_input"]
+    return int(width), int(height)
 
 
 def _label(image: Image.Image, text: str) -> None:
@@ -120,7 +119,7 @@ def write_flip(pairs: list[tuple[Image.Image, Image.Image]], path: Path) -> None
 
 
 def make_preview(title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings,
-                 stills: list[Path], flip: Path, log: logging.Logger, *, plan: dict | None = None,
+                 stills: list[Path], flip: Path, log: logging.Logger, *, plan: dict,
                  threads: int = 1) -> list[dict]:
     """Write one before/after still per path in `stills` and the flip animation; return what each shows.
 
@@ -165,7 +164,7 @@ def _stills(chain, title: Path, probe: dict, timestamps: list[float], settings: 
             flip: Path, log: logging.Logger, plan: dict | None, started: float) -> list[dict]:
     from ..frames.engine import even
 
-    width, height = frame_size(probe, plan)
+    width, height = frame_size(plan)
     scale = settings.scale or chain.scale
     out_w, out_h = even(width * scale), even(height * scale)
     fps = media.fraction(probe["video"]["fps"])
