@@ -121,7 +121,12 @@ def test_batches_give_the_frames_batch_one_gives(shard, tmp_path):
     assert one.frames == three.frames == FRAMES and three.batch_size == 3
     a, b = decoded(tmp_path / "one.mkv").astype(int), decoded(tmp_path / "three.mkv").astype(int)
     assert a.shape == b.shape == (FRAMES, HEIGHT * 2, WIDTH * 2, 3)
-    assert np.abs(a - b).max() <= 1  # batched convolutions may round differently, never more
+    # batched convolutions sum in another order (oneDNN picks its kernels by batch size and CPU), and a
+    # random-weight model amplifies that: on some CPUs a few codes differ. A frame out of place or run
+    # twice differs everywhere (the pattern moves 17 codes a frame), so each frame must match its twin.
+    difference = np.abs(a - b)
+    assert difference.max() <= 4
+    assert difference.reshape(FRAMES, -1).mean(axis=1).max() < 0.05
 
 
 def psnr_10bit(a: Path, b: Path) -> tuple[float, float]:
