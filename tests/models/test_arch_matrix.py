@@ -83,8 +83,9 @@ def report():
 
 def test_every_spandrel_architecture_is_in_the_matrix():
     """A new spandrel architecture must be added to tests/support/arch_zoo.py (or to NOT_BUILT with a reason)."""
-    from support.arch_zoo import NOT_BUILT
     from spandrel import MAIN_REGISTRY
+
+    from support.arch_zoo import NOT_BUILT
 
     ids = {entry.architecture.id for entry in MAIN_REGISTRY}
     if models.EXTRA_ARCHES:
