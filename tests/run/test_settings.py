@@ -7,6 +7,7 @@ import pytest
 
 from remaster.run.errors import RemasterError
 from remaster.run.settings import from_config
+from remaster.run.sheet import disc_name
 
 BASE = {"source": "x", "output": "out.mkv", "models": ["m.safetensors"], "shard_frames": 10, "encoder": {}}
 
@@ -16,5 +17,9 @@ def test_settings_refuse_bad_values():
         from_config({**BASE, "shard_frames": -5})
     with pytest.raises(RemasterError, match="TorchScript"):
         from_config({**BASE, "models": ["model.pt"]})
-    settings = from_config({**BASE, "output": "my film (1961).mkv"})
-    assert settings.disc == "my_film_1961"
+    with pytest.raises(RemasterError, match="must end in .mkv"):
+        from_config({**BASE, "output": "my film (1961).mp4"})
+
+
+def test_a_disc_is_named_after_its_output():
+    assert disc_name("my film (1961)") == "my_film_1961"

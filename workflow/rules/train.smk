@@ -66,23 +66,7 @@ rule train:
         runtime=1440,
     params:
         # what the weights depend on: a change retrains (checkpoints of other settings are set aside)
-        settings={
-            key: TRAIN[key]
-            for key in (
-                "arch",
-                "scale",
-                "num_feat",
-                "num_conv",
-                "iterations",
-                "batch",
-                "patch",
-                "learning_rate",
-                "perceptual",
-                "perceptual_weight",
-                "checkpoint_every",
-                "seed",
-            )
-        },
+        settings={key: TRAIN[key] for key in TrainSettings.weights_keys()},
         device=config["device"],
     script:
         "../scripts/train_model.py"

@@ -1,5 +1,7 @@
 """Config and input functions of the training rules (train.smk); no rules here."""
 
+from remaster.run.settings import TrainSettings
+
 TRAIN = config["train"]
 TRAIN_RESULTS = "results/train"
 TRAIN_LOGS = "logs/train"

@@ -8,7 +8,8 @@ log = step_logger("train", snakemake.log[0])
 with reported(log):
     import torch
 
-    from remaster.training.train import TrainSettings, train
+    from remaster.run.settings import TrainSettings
+    from remaster.training.train import train
 
     torch.set_num_threads(snakemake.threads)
 

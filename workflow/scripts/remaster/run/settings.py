@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,26 @@ import yaml
 from .errors import RemasterError
 
 MODEL_SUFFIXES = {".safetensors", ".pth", ".ckpt"}
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def default(key: str):
+    """The schema's default of a key (`encoder.crf` for a nested one): the one place a default lives."""
+    spec = _schema()
+    for part in key.split("."):
+        spec = spec["properties"][part]
+    value = spec["default"]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _auto_default(key: str, cast):
+    value = default(key)
+    return None if value in (None, "auto") else cast(value)
 
 
 @dataclass(frozen=True)
@@ -33,11 +52,11 @@ class ModelStep:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    codec: str = "libx265"
-    crf: int = 18
-    preset: str = "medium"
-    pix_fmt: str = "yuv420p10le"
-    extra_args: tuple[str, ...] = ()
+    codec: str = default("encoder.codec")
+    crf: int = default("encoder.crf")
+    preset: str | int = default("encoder.preset")
+    pix_fmt: str = default("encoder.pix_fmt")
+    extra_args: tuple[str, ...] = default("encoder.extra_args")
 
 
 @dataclass(frozen=True)
@@ -45,15 +64,15 @@ class UpscaleSettings:
     """What decides the upscaled pixels (a change makes shards stale) and how to run (it does not)."""
 
     models: tuple[ModelStep, ...]
-    scale: float | None = None  # None: the product of the chain's scales
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = None
-    tile: int = 0
-    tile_overlap: int = 16
+    scale: float | None = _auto_default("scale", float)  # None: the product of the chain's scales
+    device: str = default("device")
+    precision: str = default("precision")
+    batch_size: int | None = _auto_default("batch_size", int)
+    tile: int = default("tile")
+    tile_overlap: int = default("tile_overlap")
     queue_frames: int = 8
-    compile: bool = False  # torch.compile the chain; speed only, like device and batch_size
-    form: str = "compact"  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
+    compile: bool = default("compile")  # torch.compile the chain; speed only, like device and batch_size
+    form: str = default("upscaled_form")  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards.
@@ -70,15 +89,15 @@ INTERPOLATION_SUFFIXES = {".pkl", ".pth", ".ckpt", ".safetensors"}
 class InterpolateSettings:
     """Frame interpolation after the upscale (factor 1: off); device, precision and batch as the upscale's."""
 
-    factor: int = 1
+    factor: int = default("interpolate.factor")
     model: Path | None = None  # RIFE IFNet 4.6: Practical-RIFE's flownet.pkl or a .safetensors conversion
-    scene_threshold: float = 0.35  # luma histogram distance (0..1) above which a pair is a cut: no blending
-    drop_duplicates: bool = False
-    duplicate_threshold: float = 0.004  # mean absolute luma difference (0..1) below which a frame is a repeat
-    scale: float = 1.0  # RIFE's flow scale: 0.5 estimates the flow at half size (4K frames)
-    device: str = "auto"
-    precision: str = "auto"
-    batch_size: int | None = None
+    scene_threshold: float = default("interpolate.scene_threshold")  # luma histogram distance (0..1) above which a pair is a cut: no blending
+    drop_duplicates: bool = default("interpolate.drop_duplicates")
+    duplicate_threshold: float = default("interpolate.duplicate_threshold")  # mean absolute luma difference (0..1) below which a frame is a repeat
+    scale: float = float(default("interpolate.scale"))  # RIFE's flow scale: 0.5 estimates the flow at half size (4K frames)
+    device: str = default("device")
+    precision: str = default("precision")
+    batch_size: int | None = _auto_default("batch_size", int)
 
     @property
     def enabled(self) -> bool:
@@ -97,20 +116,17 @@ class InterpolateSettings:
 class FrontEndSettings:
     """Overrides of the front end's decisions; `auto` (None here) lets the probe decide."""
 
-    scan: str = "auto"  # auto | progressive | telecine | phase_shifted | interlaced | hybrid
-    field_order: str = "auto"  # auto | tff | bff
-    deinterlace_rate: str = "field"  # field (50/59.94 fps) | frame (25/29.97 fps)
-    display_aspect: str = "auto"  # auto | "4:3" | "16:9" | any W:H
-    fps: str = "auto"  # auto | the source's true frame rate, e.g. "24000/1001"
-    audio_languages: tuple[str, ...] = ()
-    subtitle_languages: tuple[str, ...] = ()
-    crop: str = "none"  # none | auto | W:H:X:Y
-    target_height: int | None = None
-    title: str | None = None
-    vfr: bool = True  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
-
-    def as_dict(self) -> dict:
-        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+    scan: str = default("scan")  # auto | progressive | telecine | phase_shifted | interlaced | hybrid
+    field_order: str = default("field_order")  # auto | tff | bff
+    deinterlace_rate: str = default("deinterlace_rate")  # field (50/59.94 fps) | frame (25/29.97 fps)
+    display_aspect: str = default("display_aspect")  # auto | "4:3" | "16:9" | any W:H
+    fps: str = default("fps")  # auto | the source's true frame rate, e.g. "24000/1001"
+    audio_languages: tuple[str, ...] = default("audio_languages")
+    subtitle_languages: tuple[str, ...] = default("subtitle_languages")
+    crop: str = default("crop")  # none | auto | W:H:X:Y
+    target_height: int | None = _auto_default("target_height", int)
+    title: str | None = _auto_default("title", str)
+    vfr: bool = default("vfr")  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
 
 
 @dataclass(frozen=True)
@@ -122,13 +138,8 @@ class Settings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     frontend: FrontEndSettings = field(default_factory=FrontEndSettings)
     interpolate: InterpolateSettings = field(default_factory=InterpolateSettings)
-    title_number: int | str = "auto"  # auto (the main feature) | the disc's title number; VIDEO_TS only
-    angle: int = 1  # the angle of a multi-angle title
-
-    @property
-    def disc(self) -> str:
-        """A name for the disc's working folders, taken from the output file's name."""
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.output.stem).strip("._") or "disc"
+    title_number: int | str = default("title_number")  # auto (the main feature) | the disc's title number; VIDEO_TS only
+    angle: int = default("angle")  # the angle of a multi-angle title
 
 
 def _title_number(value) -> int | str:
@@ -141,14 +152,6 @@ def _title_number(value) -> int | str:
     if number < 1:
         raise RemasterError(f"title_number: {value!r} must be auto or a title number (1, 2, …)")
     return number
-
-
-SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "config.schema.yaml"
-
-
-@functools.cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA.read_text())
 
 
 def with_defaults(config: dict, schema: dict | None = None) -> dict:
@@ -275,3 +278,32 @@ def frontend_settings(config: dict) -> FrontEndSettings:
         title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
         vfr=bool(config["vfr"]),
     )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What is trained and how; every field but `device` is a key of the config's `train:` mapping."""
+
+    arch: str = default("train.arch")
+    scale: int = default("train.scale")
+    num_feat: int = default("train.num_feat")
+    num_conv: int = default("train.num_conv")
+    iterations: int = default("train.iterations")
+    batch: int = default("train.batch")
+    patch: int = default("train.patch")  # high-resolution patch side in pixels
+    learning_rate: float = float(default("train.learning_rate"))
+    perceptual: str = default("train.perceptual")  # edge | random | none
+    perceptual_weight: float = float(default("train.perceptual_weight"))
+    checkpoint_every: int = default("train.checkpoint_every")
+    seed: int = default("train.seed")
+    device: str = default("device")
+
+    @classmethod
+    def from_config(cls, train: dict) -> TrainSettings:
+        fields = cls.__dataclass_fields__
+        return cls(**{key: type(getattr(cls, key))(value) for key, value in train.items() if key in fields})
+
+    @classmethod
+    def weights_keys(cls) -> tuple[str, ...]:
+        """The `train:` keys the weights depend on (the train rule's params: a change retrains)."""
+        return tuple(key for key in cls.__dataclass_fields__ if key != "device")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,32 +30,10 @@ from PIL import Image
 
 from ..run.errors import RemasterError
 from ..run.files import partial_path
+from ..run.settings import TrainSettings
 
 ARCHES = ("compact",)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """What is trained and how; every field is a key of the config's `train:` mapping."""
-
-    arch: str = "compact"
-    scale: int = 2
-    num_feat: int = 64
-    num_conv: int = 16
-    iterations: int = 2000
-    batch: int = 16
-    patch: int = 64  # high-resolution patch side in pixels
-    learning_rate: float = 5e-4
-    perceptual: str = "edge"  # edge | random | none
-    perceptual_weight: float = 0.1
-    checkpoint_every: int = 500
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_config(cls, train: dict) -> TrainSettings:
-        fields = cls.__dataclass_fields__
-        return cls(**{key: type(getattr(cls, key))(value) for key, value in train.items() if key in fields})
+__all__ = ["ARCHES", "TrainSettings", "train"]
 
 
 # --- data --------------------------------------------------------------------------------------------------
