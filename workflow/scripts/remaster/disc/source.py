@@ -26,12 +26,6 @@ class Source:
         clock reset inside it is offset there)."""
         return self.kind in ("video_ts", "vobs")
 
-    @property
-    def title_name(self) -> str:
-        """read_title's output: Matroska for a DVD title (it holds chapters, languages, the VobSub palette),
-        the joined VOBs as MPEG-PS otherwise."""
-        return "title.mkv" if self.kind == "video_ts" else "title.vob"
-
 
 def resolve_source(source: str | list[str]) -> Source:
     """Turn the `source:` config value into the title's parts, checking that they exist."""

@@ -132,14 +132,6 @@ def frame_timestamps(path: str | os.PathLike, stream: str = "v:0") -> list[float
                   if v and v != "N/A")
 
 
-def first_timestamp(path: str | os.PathLike) -> float:
-    """Presentation time (s) of the first packet of the first video stream."""
-    cmd = [tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
-           "-show_entries", "packet=pts_time", "-of", "csv=p=0", input_path(path)]
-    values = [v.strip().rstrip(",") for v in run(cmd, what=f"{path}: reading the first frame").stdout.split()]
-    return float(values[0]) if values and values[0] not in ("", "N/A") else float("nan")
-
-
 def count_packets(path: str | os.PathLike, stream: str = "v:0") -> int:
     """Number of packets of a stream: one per frame for the codecs of our shards (FFV1, x264, x265 in Matroska)."""
     cmd = [tool("ffprobe"), "-v", "error", "-select_streams", stream, "-count_packets", "-show_entries",
