@@ -23,8 +23,10 @@ from ..disc.source import Source, resolve_source
 from .errors import RemasterError
 from .settings import Settings, from_config
 
-# keys that belong to the whole run, never to one disc of it
-RUN_KEYS = frozenset({"discs", "train", "shard_frames", "keep_upscaled", "min_title_seconds"})
+
+def run_keys(schema: dict) -> frozenset[str]:
+    """The keys that belong to the whole run, never to one disc of it: marked `x-run-wide` in the schema."""
+    return frozenset(key for key, spec in schema["properties"].items() if spec.get("x-run-wide"))
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ def masters(config: dict, schema: dict) -> dict[str, Master]:
         sheet = None
     else:
         sheet = Path(str(config["discs"]))
-        per_disc = {k: v for k, v in schema["properties"].items() if k not in RUN_KEYS}
+        per_disc = {k: v for k, v in schema["properties"].items() if k not in run_keys(schema)}
         rows = read_sheet(sheet, per_disc)
     found: dict[str, Master] = {}
     outputs: dict[Path, str] = {}
