@@ -1,1 +1,12 @@
-"""TODO"""
+"""Frames through the models: the shard engine (decode, batches on the device, encode, out-of-memory
+recovery), how a shard is cut from the prepared title, and frame interpolation."""
+
+from .. import lazy_surface
+
+_SURFACE = {
+    "upscale_file": "engine", "Runner": "engine",
+    "plan_cut": "shards", "cut_input_args": "shards",
+    "interpolate_file": "interpolate",
+}
+__all__ = sorted(_SURFACE)
+__getattr__, __dir__ = lazy_surface(__name__, _SURFACE)
