@@ -15,6 +15,7 @@ import pytest
 from remaster.frontend import colour as colours
 from remaster.frontend.geometry import detect_crop, square_geometry
 from remaster.frontend.scan import ScanDecision, detect_scan, scan_filters
+from remaster.run import media
 from support import discs
 
 needs_ffmpeg = pytest.mark.skipif(
@@ -224,6 +225,18 @@ def test_untagged_hd_is_bt709_for_every_stage(height):
 
 
 @needs_ffmpeg
+@pytest.mark.unit
+@pytest.mark.parametrize("transfer", ["bt470bg", "bt470m", "smpte170m", "bt709"])
+def test_a_tagged_transfer_tags_the_prepared_title(transfer, tmp_path):
+    """ffprobe reports a PAL disc's described transfer as bt470bg, which ffmpeg's -color_trc refuses (gamma28)."""
+    colour = colours.decide({"height": 576, "color_transfer": transfer})
+    assert colour.from_tags == ("transfer",)
+    subprocess.run([media.tool("ffmpeg"), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=s=32x32",
+                    "-frames:v", "1", *colour.tags(), "-c:v", "ffv1", str(tmp_path / "tagged.mkv")], check=True)
+    subprocess.run([media.tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(tmp_path / "tagged.mkv"),
+                    "-vf", colour.to_bt709(), "-f", "null", "-"], check=True)
+
+
 def test_colour_filter_runs(letterbox):
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(letterbox), "-frames:v", "2",
                     "-vf", colours.decide({"height": 480}).to_bt709(), "-f", "null", "-"], check=True)

@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass
 _KNOWN = {
     "matrix": {"bt709", "fcc", "bt470bg", "smpte170m", "smpte240m"},
     "primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020"},
-    "transfer": {"bt709", "bt470m", "bt470bg", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear"},
+    "transfer": {"bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear"},
 }
+# ffprobe names two transfers by their systems; ffmpeg's -color_trc option knows them only by their gammas
+_TRANSFER_NAMES = {"bt470bg": "gamma28", "bt470m": "gamma22"}
 # the probe's (ffprobe's) name of each property
 _PROBE_KEYS = {"matrix": "color_space", "primaries": "color_primaries", "transfer": "color_transfer"}
 # what each system uses when the stream does not say: SMPTE 170M for NTSC, BT.470BG's matrix and primaries
@@ -90,6 +92,7 @@ def decide(video: dict) -> Colour:
     values, from_tags = {}, []
     for key, default in defaults.items():
         tag = str(video.get(_PROBE_KEYS[key]) or "")
+        tag = _TRANSFER_NAMES.get(tag, tag) if key == "transfer" else tag
         values[key] = tag if tag in _KNOWN[key] else default
         if tag in _KNOWN[key]:
             from_tags.append(key)
