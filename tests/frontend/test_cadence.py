@@ -22,7 +22,6 @@ from remaster.frames import engine
 from remaster.frontend import plan as plans
 from remaster.frontend import prepare
 from remaster.frontend.cadence import cadence_sections, frame_times, section_times
-from remaster.frontend.colour import Colour
 from remaster.frontend.scan import PULLDOWN_MIN_FRACTION, detect_scan, hybrid_decision, pulldown_fraction
 from remaster.output.preview import read_frame
 from remaster.run import media
@@ -71,8 +70,8 @@ def test_cadence_sections_split_at_a_break_and_between_film_and_video():
 def test_soft_telecine_gives_the_exact_film_pictures(tmp_path):
     disc, film = cadence.soft_telecine(tmp_path)
     plan, facts, out = _prepare(disc, tmp_path)
-    assert plan["scan"] == "telecine" and plan["pulldown"] is True
-    assert "soft telecine" in plan["decisions"]["scan"]["evidence"]
+    assert plan.scan == "telecine" and plan.pulldown is True
+    assert "soft telecine" in plan.decisions["scan"].evidence
     assert facts["frame_count"] == cadence.SOFT_FILM_FRAMES and facts["fps"] == "24000/1001"
     # every film picture once, in order: no picture shown twice, none lost
     assert cadence.best_matches(cadence.luma_frames(out), cadence.luma_frames(film)) == list(
@@ -82,14 +81,14 @@ def test_soft_telecine_gives_the_exact_film_pictures(tmp_path):
     assert flags == pytest.approx(0.25, abs=0.02)
     forced = plans.make_plan(probes.probe_title(disc)[0], FrontEndSettings(scan="telecine"), title=disc,
                              pulldown=flags > PULLDOWN_MIN_FRACTION)
-    assert forced["filters"].startswith("repeatfields,copy,fieldmatch") and forced["fps"] == "24000/1001"
+    assert forced.filters.startswith("repeatfields,copy,fieldmatch") and forced.fps == "24000/1001"
 
 
 @needs_mjpegtools
 def test_cadence_break_between_soft_and_hard_telecine_repeats_no_picture(tmp_path):
     disc, film = cadence.mixed_telecine(tmp_path)
     plan, facts, out = _prepare(disc, tmp_path)
-    assert plan["scan"] == "telecine" and len(plan["cadence"]["sections"]) == 2
+    assert plan.scan == "telecine" and len(plan.cadence.sections) == 2
     shown = cadence.best_matches(cadence.luma_frames(out), cadence.luma_frames(film))
     # no picture twice, in order; at the join the fields change parity and fieldmatch weaves pictures 21/22
     # (their combing under its threshold on this slow pan), so 21 may be lost (docs/frontend.md)
@@ -106,8 +105,8 @@ def hybrid_disc(tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_hybrid_title_film_once_video_at_field_rate_with_timestamps(tmp_path, hybrid_disc):
     disc, film, video = hybrid_disc
     plan, facts, out = _prepare(disc, tmp_path)
-    assert plan["scan"] == "hybrid" and plan["vfr"] is True
-    assert [s["kind"] for s in plan["cadence"]["sections"]] == ["film", "video"]
+    assert plan.scan == "hybrid" and plan.vfr is True
+    assert [s["kind"] for s in plan.cadence.sections] == ["film", "video"]
     films, fields = cadence.HYBRID_FILM_FRAMES, 2 * cadence.HYBRID_VIDEO_FRAMES
     assert facts["frame_count"] == films + fields
     frames = cadence.luma_frames(out)
@@ -122,7 +121,7 @@ def test_hybrid_title_film_once_video_at_field_rate_with_timestamps(tmp_path, hy
 def test_hybrid_title_constant_rate_when_vfr_is_off(tmp_path, hybrid_disc):
     disc, film, video = hybrid_disc
     plan, facts, out = _prepare(disc, tmp_path, vfr=False)
-    assert plan["vfr"] is False and facts["vfr"] is False and facts["fps"] == "60000/1001"
+    assert plan.vfr is False and facts["vfr"] is False and facts["fps"] == "60000/1001"
     # 50 telecined frames of film shown 3:2 at 59.94 (100 frames) and 80 fields of video
     assert abs(facts["frame_count"] - 180) <= 1
 
@@ -139,9 +138,9 @@ def test_scan_hybrid_in_the_config_finds_a_short_film_part(tmp_path):
     with pytest.raises(RemasterError, match="scan: hybrid needs the title's frame map"):
         plans.make_plan(probe, settings, title=disc)
     plan = plans.make_plan(probe, settings, title=disc, detected=hybrid_decision(disc, ffmpeg=ffmpeg))
-    assert plan["scan"] == "hybrid" and plan["decisions"]["scan"]["source"] == "config"
+    assert plan.scan == "hybrid" and plan.decisions["scan"].source == "config"
     assert re.search(r"scan: hybrid in the config; .* finds \d+ film and \d+ interlaced video frames",
-                     plan["decisions"]["scan"]["evidence"])
+                     plan.decisions["scan"].evidence)
     out = tmp_path / "prepared.mkv"
     facts = prepare.prepare_title(disc, plan, out, expected_seconds=probe["video"]["duration"],
                                   log=logging.getLogger("test"))
@@ -157,7 +156,7 @@ def test_scan_hybrid_in_the_config_finds_a_short_film_part(tmp_path):
 def test_soft_telecined_film_joined_to_interlaced_video(tmp_path):
     disc, film, video = cadence.soft_hybrid(tmp_path)
     plan, facts, out = _prepare(disc, tmp_path)
-    assert plan["scan"] == "hybrid" and plan["pulldown"] is True
+    assert plan.scan == "hybrid" and plan.pulldown is True
     films, fields = cadence.SOFT_HYBRID_FILM_FRAMES, 2 * cadence.SOFT_HYBRID_VIDEO_FRAMES
     assert facts["frame_count"] == films + fields
     frames = cadence.luma_frames(out)
@@ -168,7 +167,7 @@ def test_soft_telecined_film_joined_to_interlaced_video(tmp_path):
 def test_pal_phase_shifted_film_is_field_matched_to_25p(tmp_path):
     disc, film = cadence.pal_phase_shifted(tmp_path)
     plan, facts, out = _prepare(disc, tmp_path)
-    assert plan["scan"] == "phase_shifted" and "decimate" not in plan["filters"]
+    assert plan.scan == "phase_shifted" and "decimate" not in plan.filters
     assert facts["frame_count"] == cadence.PAL_PHASE_FRAMES and facts["fps"] == "25/1"
     shown = cadence.best_matches(cadence.luma_frames(out), cadence.luma_frames(film))
     # the first picture lacks its delayed field; every later one is shown once, in order
@@ -187,7 +186,7 @@ def test_small_progressive_clip_idet_calls_interlaced_stays_progressive(tmp_path
 def test_full_range_capture_keeps_its_range_for_the_decoder(tmp_path):
     capture = cadence.full_range_capture(tmp_path)
     plan, facts, out = _prepare(capture, tmp_path)
-    colour = Colour.from_dict(plan["colour"])
+    colour = plan.colour
     assert colour.range == "pc"
     assert cadence.stored_luma_range(capture) == (0, 255)
     low, high = cadence.stored_luma_range(out)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from remaster.frontend.plan import Plan, make_plan
 from remaster.output.flicker import FlickerMeter, summary
 from remaster.output.verify import expectations, verify_master
+from remaster.run.records import Prepared
+from remaster.run.settings import FrontEndSettings
 from support.workflow import snakemake, write_config
 
 SHARD_FRAMES = 10  # 24 frames → shards of 10, 10 and 4
@@ -35,10 +39,9 @@ def verify(workdir: Path, master: Path):
     results = workdir / RESULTS
     probe = json.loads((results / "probe_source" / "probe.json").read_text())
     return verify_master(
-        master, probe, workdir / probe["title_file"],
-        plan=json.loads((results / "plan_disc" / "plan.json").read_text()),
-        facts=json.loads((results / "prepare_title" / "prepared.json").read_text()),
-        prepared=results / "prepare_title" / "prepared.mkv", shard_frames=SHARD_FRAMES,
+        master, probe, workdir / probe["title_file"], plan=Plan.load(results / "plan_disc" / "plan.json"),
+        prepared=Prepared.load(results / "prepare_title" / "prepared.json"),
+        prepared_file=results / "prepare_title" / "prepared.mkv",
     )
 
 
@@ -122,15 +125,17 @@ def test_flicker_meter_sees_added_noise():
     assert noisy.result()[0].static_ratio is None  # the source is perfectly still there: no ratio, no crash
 
 
-def test_expected_count_follows_the_plan():
+@pytest.mark.unit
+def test_expected_count_follows_the_prepared_title():
     probe = {"frame_count": 30, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
-             "video": {"fps": "30000/1001", "dar": "4:3", "width": 720, "height": 480, "duration": 1.001,
-                       "start_time": 0.0}}
-    assert expectations(probe).frames == 30
-    assert expectations({**probe, "plan": {"frame_count": 24, "fps": "24000/1001"}}).frames == 24
-    ivtc = expectations(probe, {"fps": "24000/1001", "display_aspect": "4:3", "chapters": []},
-                        {"frame_count": 24, "fps": "24000/1001", "width": 640, "height": 480})
-    assert (ivtc.frames, ivtc.duration, ivtc.width) == (24, 1.001, 640)  # inverse telecine keeps the duration
+             "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
+                       "duration": 1.001, "start_time": 0.0}}
+    plan = make_plan(probe, FrontEndSettings(scan="telecine", field_order="tff"), title=Path("title.vob"))
+    prepared = Prepared.from_facts({"frame_count": 24, "fps": "24000/1001"}, shard_frames=10)
+    ivtc = expectations(probe, plan, prepared)
+    # inverse telecine keeps the duration; the models got the plan's square-pixel frames
+    assert (ivtc.frames, ivtc.fps, ivtc.duration, ivtc.width) == (24, Fraction(24000, 1001), 1.001, 640)
+    assert expectations(probe, plan, prepared, interpolation_factor=2).frames == 48
 
 
 def test_failed_check_stops_the_workflow(run):

@@ -1,4 +1,5 @@
-"""The shard table: every frame in exactly one shard, in play order."""
+"""The records steps hand each other: the shard table (every frame in exactly one shard, in play order) and
+the plan, read back as it was written."""
 
 
 from __future__ import annotations
@@ -15,3 +16,43 @@ def test_shard_bounds_cover_every_frame_once():
     assert records.shard_names(25, 10) == ["0000", "0001", "0002"]
     with pytest.raises(RemasterError):
         records.shard_bounds(25, 10, 3)
+
+
+def _plan():
+    from pathlib import Path
+
+    from remaster.frontend.plan import make_plan
+    from remaster.run.settings import FrontEndSettings
+
+    probe = {"format": {"start_time": 0.2, "title": "A Film"}, "chapters": [{"start": 0.2}, {"start": 60.2}],
+             "video": {"fps": "30000/1001", "dar": "16:9", "sar": "32:27", "width": 720, "height": 480,
+                       "duration": 100.0, "start_time": 0.2},
+             "audio": [{"index": 1, "codec": "ac3", "language": "en", "start_time": 0.3, "id": "0x80"}],
+             "subtitles": [{"index": 2, "codec": "dvd_subtitle", "language": "fr", "id": "0x20"}]}
+    return make_plan(probe, FrontEndSettings(scan="telecine"), title=Path("title.mkv"), crop_found=(704, 480, 8, 0))
+
+
+@pytest.mark.unit
+def test_the_plan_reads_back_as_it_was_written(tmp_path):
+    from remaster.frontend.plan import Plan
+
+    plan = _plan()
+    plan.dump(tmp_path / "plan.json")
+    again = Plan.load(tmp_path / "plan.json")
+    assert again == plan
+    assert again.audio[0].language == "eng" and again.audio[0].offset == 0.1
+    assert again.model_input == (854, 480) and again.colour.matrix == "smpte170m"
+    assert again.decisions["scan"].override == "scan"
+
+
+@pytest.mark.unit
+def test_a_damaged_record_is_a_one_line_error(tmp_path):
+    from remaster.frontend.plan import Plan
+
+    path = tmp_path / "plan.json"
+    path.write_text('{"scan": "telecine"}')
+    with pytest.raises(RemasterError, match=r"plan.json: not a plan record .*delete it"):
+        Plan.load(path)
+    path.write_text("{not json")
+    with pytest.raises(RemasterError, match="plan.json: cannot read"):
+        Plan.load(path)

@@ -1,9 +1,8 @@
 """Snakemake adapter: encode one upscaled shard with the delivery codec."""
 
-import json
 from pathlib import Path
 
-from remaster.frontend.colour import Colour
+from remaster.frontend.plan import Plan
 from remaster.output.encode import encode_command
 from remaster.run import media
 from remaster.run.errors import RemasterError
@@ -13,11 +12,11 @@ from remaster.run.settings import EncoderSettings
 
 log = step_logger("encode_shard", snakemake.log[0])
 with reported(log):
-    plan = json.loads(Path(snakemake.input.plan).read_text())
+    plan = Plan.load(snakemake.input.plan)
     upscaled = Path(snakemake.input.shard)
     encoder = EncoderSettings(**snakemake.params.encoder)
     with atomic_output(Path(snakemake.output.video)) as tmp:
-        cmd = encode_command(upscaled, tmp, encoder, Colour.from_dict(plan["colour"]))
+        cmd = encode_command(upscaled, tmp, encoder, plan.colour)
         media.run(cmd, what=f"{upscaled}: encoding")
         expected, stored = media.count_packets(upscaled), media.count_packets(tmp)
         if stored != expected:

@@ -5,11 +5,21 @@ import logging
 from pathlib import Path
 
 from remaster.frontend.cadence import frame_times
-from remaster.output.mux import chapters_metadata, concat_list, mux_command, retime_commands, timestamps_v2
+from remaster.frontend.plan import Plan
+from remaster.output.mux import (
+    chapters_metadata,
+    concat_list,
+    extra_subtitle_names,
+    mux_command,
+    retime_commands,
+    timestamps_v2,
+    track_offsets,
+)
 from remaster.run import media
 from remaster.run.errors import RemasterError
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
+from remaster.run.records import Prepared
 
 log = step_logger("mux_master", snakemake.params.log)
 # the rule's own log too (named by the master's path), beside the disc's folder of logs
@@ -18,31 +28,25 @@ _handler.setFormatter(log.handlers[0].formatter)
 log.addHandler(_handler)
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    plan = json.loads(Path(snakemake.input.plan).read_text())
-    facts = json.loads(Path(snakemake.input.facts).read_text())
+    plan = Plan.load(snakemake.input.plan)
+    facts = Prepared.load(snakemake.input.facts).facts
     output = Path(snakemake.output.master)
     output.parent.mkdir(parents=True, exist_ok=True)
     list_file = output.with_name(f".{output.name}.shards.txt")
     list_file.write_text(concat_list([Path(p) for p in snakemake.input.shards]))
     chapters_file = output.with_name(f".{output.name}.chapters.txt")
-    # keep the source's sync: every kind of track starts as late after the source's start as it did there
-    zero = probe["format"]["start_time"]
-    offsets = {
-        "video": max(probe["video"]["start_time"] - zero, 0.0),
-        "audio": max(min((a["start_time"] for a in probe["audio"]), default=zero) - zero, 0.0),
-        "subtitles": max(min((s.get("start_time", zero) for s in probe["subtitles"]), default=zero) - zero, 0.0),
-    }
+    subtitle_start = None
     if snakemake.input.get("subtitles"):
-        # extract_subtitles keeps the title's clock (-copyts); its first cue may be a closed caption that comes
-        # before any subpicture, so place the file by its own start, not by the subpicture streams'
+        # extract_subtitles keeps the title's clock (-copyts): place the file by its own start
         try:
             subtitle_start = float(media.ffprobe_json(snakemake.input.subtitles)["format"]["start_time"])
         except (KeyError, TypeError, ValueError):  # ffprobe knows no start: the subpicture streams' then
-            subtitle_start = zero + offsets["subtitles"]
-        offsets["subtitles"] = max(subtitle_start - zero, 0.0)
+            pass
+    # keep the source's sync: every kind of track starts as late after the source's start as it did there
+    offsets = track_offsets(probe, subtitle_start)
     video_offset = offsets["video"]
-    if plan["chapters"]:
-        chapters_file.write_text(chapters_metadata([c + video_offset for c in plan["chapters"]],
+    if plan.chapters:
+        chapters_file.write_text(chapters_metadata([c + video_offset for c in plan.chapters],
                                                    video_offset + facts["duration"]))
     factor = snakemake.params.get("factor", 1)
     vfr = bool(facts.get("vfr"))
@@ -62,17 +66,13 @@ with reported(log):
                 list_file, tmp, plan=plan, offsets=offsets, video=retimed if vfr else None,
                 audio=Path(snakemake.input.audio) if snakemake.input.get("audio") else None,
                 subtitles=Path(snakemake.input.subtitles) if snakemake.input.get("subtitles") else None,
-                chapters=chapters_file if plan["chapters"] else None,
+                chapters=chapters_file if plan.chapters else None,
             )
             if snakemake.input.get("subtitles"):
                 # tracks extract_subtitles adds after the title's own (forced-only copies, closed captions) keep
                 # the language and name it gave them; the plan names only the title's own
-                extra = media.ffprobe_json(snakemake.input.subtitles).get("streams", [])[len(plan["subtitles"]):]
-                named = []
-                for n, track in enumerate(extra, start=len(plan["subtitles"])):
-                    tags = track.get("tags") or {}
-                    named += [f"-metadata:s:s:{n}", f"language={tags.get('language') or 'und'}"]
-                    named += [f"-metadata:s:s:{n}", f"title={tags['title']}"] if tags.get("title") else []
+                streams = media.ffprobe_json(snakemake.input.subtitles).get("streams", [])
+                named = extra_subtitle_names(streams, len(plan.subtitles))
                 at = cmd.index("-map_metadata") + 2
                 cmd[at:at] = named
             media.run(cmd, what=f"{output}: muxing")
@@ -86,4 +86,4 @@ with reported(log):
             scratch.unlink(missing_ok=True)
     log.info("track offsets from the source's start: %s", offsets)
     log.info("wrote %s: %d frames at %s fps, %d audio, %d subtitle tracks, %d chapters, title %r", output, frames,
-             "variable" if vfr else facts["fps"], len(plan["audio"]), len(plan["subtitles"]), len(plan["chapters"]), plan["title"])
+             "variable" if vfr else facts["fps"], len(plan.audio), len(plan.subtitles), len(plan.chapters), plan.title)

@@ -8,7 +8,6 @@ from remaster.frontend.measure import duration, sample_windows
 from remaster.frontend.plan import make_plan, summary
 from remaster.frontend.scan import PULLDOWN_MIN_FRACTION, detect_scan, hybrid_decision, pulldown_fraction
 from remaster.run import media
-from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
 from remaster.run.settings import FrontEndSettings
 
@@ -37,5 +36,4 @@ with reported(log):
                      pulldown=pulldown)
     for line in summary(plan):
         log.info("%s", line)
-    with atomic_output(Path(snakemake.output.plan)) as tmp:
-        tmp.write_text(json.dumps(plan, indent=2, default=str))
+    plan.dump(snakemake.output.plan)

@@ -4,6 +4,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
+from remaster.frontend.plan import Plan
 from remaster.frontend.prepare import damaged_ranges, prepare_title
 from remaster.run.logs import reported, step_logger
 from remaster.run.records import Prepared
@@ -11,11 +12,11 @@ from remaster.run.records import Prepared
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    plan = json.loads(Path(snakemake.input.plan).read_text())
-    log.info("filters: %s → %s fps", plan["filters"] or "(none)", plan["fps"])
-    if plan.get("scan") == "hybrid":
-        log.info("hybrid title: film chain %s; video chain %s; %s", plan["cadence"]["film"], plan["cadence"]["video"],
-                 "variable rate" if plan["vfr"] else f"constant {plan['fps']} fps (vfr: false)")
+    plan = Plan.load(snakemake.input.plan)
+    log.info("filters: %s → %s fps", plan.filters or "(none)", plan.fps)
+    if plan.hybrid:
+        log.info("hybrid title: film chain %s; video chain %s; %s", plan.cadence.film, plan.cadence.video,
+                 "variable rate" if plan.vfr else f"constant {plan.fps} fps (vfr: false)")
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
                           expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from remaster.frontend.plan import Plan
 from remaster.output.preview import make_preview
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
@@ -10,7 +11,7 @@ from remaster.run.logs import reported, step_logger
 log = step_logger("preview", snakemake.log[0])
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    plan = json.loads(Path(snakemake.input.plan).read_text())
+    plan = Plan.load(snakemake.input.plan)
     timestamps = [float(line) for line in Path(snakemake.input.frames).read_text().split()]
     shown = make_preview(
         Path(snakemake.input.title), probe, timestamps, snakemake.params.settings,

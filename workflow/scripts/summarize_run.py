@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from remaster.frontend.plan import Plan
 from remaster.output import report
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
@@ -11,7 +12,7 @@ log = step_logger("summarize_run", snakemake.log[0])
 with reported(log):
     probe = read_json(snakemake.input.probe)
     params = snakemake.params
-    plan = read_json(snakemake.input.plan)
+    plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)
     disc = params.disc
     results = Path(params.results)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from remaster.frames.engine import upscale_file
-from remaster.frontend.colour import Colour
+from remaster.frontend.plan import Plan
 from remaster.run.logs import reported, step_logger
 from remaster.run.records import Prepared
 
@@ -17,7 +17,7 @@ if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
     log.info("host %s, SLURM job %s, CUDA_VISIBLE_DEVICES=%s", socket.gethostname(),
              os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
 with reported(log):
-    colour = Colour.from_dict(json.loads(Path(snakemake.input.plan).read_text())["colour"])
+    colour = Plan.load(snakemake.input.plan).colour
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
     # the shard's frames, read from the prepared title as extract_shard found they can be

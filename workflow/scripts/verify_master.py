@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from remaster.frontend.plan import Plan
 from remaster.output import flicker as remaster_flicker
 from remaster.output.report import verify_page
 from remaster.output.verify import verify_master
@@ -14,11 +15,10 @@ from remaster.run.records import Prepared
 log = step_logger("verify_master", snakemake.log[0])
 with reported(log):
     probe = json.loads(Path(snakemake.input.probe).read_text())
-    plan = json.loads(Path(snakemake.input.plan).read_text())
+    plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)
-    facts = prepared.facts
-    result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan, facts=facts,
-                           prepared=Path(snakemake.input.prepared), shard_frames=prepared.shards[0].frames,
+    result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan,
+                           prepared=prepared, prepared_file=Path(snakemake.input.prepared),
                            retimed=snakemake.params.retimed,
                            interpolation_factor=snakemake.params.get("interpolation_factor", 1))
     shards = [s.as_dict() for s in result.flicker]

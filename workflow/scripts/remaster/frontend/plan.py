@@ -7,10 +7,13 @@ it, so the log can say what was decided, why, and how to change it.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..run.errors import RemasterError
+from ..run.records import Record
 from ..run.settings import FrontEndSettings
 from . import colour as colours
 from .cadence import hybrid_chains, section_summary, section_times
@@ -40,8 +43,76 @@ def _ratio(text: str) -> Fraction:
     return Fraction(left) / Fraction(right or 1)
 
 
-def _decision(value, source: str, evidence: str, key: str) -> dict:
-    return {"value": value, "source": source, "evidence": evidence, "override": key}
+@dataclass(frozen=True)
+class Decision(Record):
+    """One front-end decision: its value, who made it (auto, config, tags), why, and the key that overrides it."""
+
+    value: Any
+    source: str
+    evidence: str
+    override: str
+
+
+@dataclass(frozen=True)
+class AudioTrack(Record):
+    index: int  # the stream's index in the title file
+    codec: str
+    language: str | None  # ISO 639-2, as Matroska stores it
+    language_source: str  # stream, ifo, config or unknown
+    offset: float  # seconds from the video's first frame to the track's first sample
+
+
+@dataclass(frozen=True)
+class SubtitleTrack(Record):
+    index: int
+    codec: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Cadence(Record):
+    """A title mapped frame by frame: its film and video sections, their times, a hybrid's two filter chains."""
+
+    pulldown: bool
+    sections: tuple[dict, ...]
+    timed: tuple[dict, ...]
+    film: str | None = None  # hybrid titles: the film sections' chain, and the video sections'
+    video: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan(Record):
+    """Every front-end decision for one title, with its evidence: what prepare, upscale, encode, mux, verify,
+    preview and the report read (plan.json), never deciding again."""
+
+    what = "plan"
+
+    scan: str
+    field_order: str | None
+    pulldown: bool
+    vfr: bool  # hybrid titles: True = real per-frame timestamps (cadence.timed), fps is then the nominal rate
+    cadence: Cadence | None
+    filters: str  # the ffmpeg filter chain to progressive, square-pixel model input ("" for none)
+    source_fps: str
+    fps: str
+    crop: tuple[int, ...] | None
+    model_input: tuple[int, int]
+    display_aspect: str
+    colour: colours.Colour
+    audio: tuple[AudioTrack, ...]
+    subtitles: tuple[SubtitleTrack, ...]
+    chapters: tuple[float, ...]
+    title: str
+    decisions: dict[str, Decision]
+    scan_evidence: dict = field(default_factory=dict)
+
+    @property
+    def hybrid(self) -> bool:
+        return self.scan == "hybrid" and self.cadence is not None
+
+
+def _decision(value, source: str, evidence: str, key: str) -> Decision:
+    return Decision(value, source, evidence, key)
 
 
 def _scan(settings: FrontEndSettings, detected: ScanDecision | None) -> tuple[str, str | None, dict]:
@@ -65,7 +136,7 @@ def _scan(settings: FrontEndSettings, detected: ScanDecision | None) -> tuple[st
 
 def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info: dict | None = None,
               detected: ScanDecision | None = None, crop_found: tuple[int, int, int, int] | None = None,
-              scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> dict:
+              scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> Plan:
     """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries.
 
     `pulldown` says whether the stream has repeat-first-field flags when no `detected` decision holds
@@ -85,15 +156,13 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
                                                 deinterlace_rate=settings.deinterlace_rate)
     cadence = None
     if decided.sections:
-        cadence = {
-            "pulldown": decided.pulldown,
-            "sections": [dict(s) for s in decided.sections],
-            "timed": section_times(decided.sections, source_fps=source_fps,
-                                           deinterlace_rate=settings.deinterlace_rate),
-        }
+        film_chain = video_chain = None
         if scan == "hybrid":
             film_chain, video_chain = hybrid_chains(decided, deinterlace_rate=settings.deinterlace_rate)
-            cadence |= {"film": film_chain, "video": video_chain}
+        cadence = Cadence(decided.pulldown, tuple(dict(s) for s in decided.sections),
+                          tuple(section_times(decided.sections, source_fps=source_fps,
+                                              deinterlace_rate=settings.deinterlace_rate)),
+                          film_chain, video_chain)
     vfr = scan == "hybrid" and settings.vfr
 
     if settings.crop == "none":
@@ -142,9 +211,8 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
             language, source = settings.audio_languages[n], "config"
         elif disc_info.get("audio_languages", {}).get(str(track.get("id"))):
             language, source = language_code(disc_info["audio_languages"][str(track.get("id"))]), "ifo"
-        audio.append({"index": track["index"], "codec": track["codec"], "language": language,
-                      "language_source": source if language else "unknown",
-                      "offset": round(track["start_time"] - video["start_time"], 6)})
+        audio.append(AudioTrack(track["index"], track["codec"], language, source if language else "unknown",
+                                round(track["start_time"] - video["start_time"], 6)))
     subtitles = []
     for n, track in enumerate(probe["subtitles"]):
         language = language_code(track.get("language"))
@@ -152,29 +220,28 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
             language = settings.subtitle_languages[n]
         elif disc_info.get("subtitle_languages", {}).get(str(track.get("id"))):
             language = language_code(disc_info["subtitle_languages"][str(track.get("id"))])
-        subtitles.append({"index": track["index"], "codec": track["codec"], "language": language})
+        subtitles.append(SubtitleTrack(track["index"], track["codec"], language))
     chapters = disc_info.get("chapters") or [c["start"] - probe["format"]["start_time"] for c in probe["chapters"]]
     name = settings.title or disc_info.get("name") or probe["format"].get("title") or fallback_title
 
-    return {
-        "scan": scan,
-        "field_order": field_order,
-        "pulldown": decided.pulldown,
-        # hybrid titles: True = real per-frame timestamps (cadence.timed), fps is then the nominal rate
-        "vfr": vfr,
-        "cadence": cadence,
-        "filters": ",".join(filters),
-        "source_fps": f"{source_fps.numerator}/{source_fps.denominator}",
-        "fps": f"{out_fps.numerator}/{out_fps.denominator}",
-        "crop": list(crop) if crop else None,
-        "model_input": [model_w, model_h],
-        "display_aspect": f"{aspect.numerator}:{aspect.denominator}",
-        "colour": colour.as_dict(),
-        "audio": audio,
-        "subtitles": subtitles,
-        "chapters": [round(c, 3) for c in chapters],
-        "title": name,
-        "decisions": {
+    return Plan(
+        scan=scan,
+        field_order=field_order,
+        pulldown=decided.pulldown,
+        vfr=vfr,
+        cadence=cadence,
+        filters=",".join(filters),
+        source_fps=f"{source_fps.numerator}/{source_fps.denominator}",
+        fps=f"{out_fps.numerator}/{out_fps.denominator}",
+        crop=tuple(crop) if crop else None,
+        model_input=(model_w, model_h),
+        display_aspect=f"{aspect.numerator}:{aspect.denominator}",
+        colour=colour,
+        audio=tuple(audio),
+        subtitles=tuple(subtitles),
+        chapters=tuple(round(c, 3) for c in chapters),
+        title=name,
+        decisions={
             "scan": scan_decision,
             "field_order": _decision(field_order, "config" if settings.field_order != "auto" else "auto",
                                      "idet's majority of combed frames" if field_order else "progressive: no fields",
@@ -193,22 +260,21 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
             "colour": _decision({k: v for k, v in colour.as_dict().items() if k not in ("system", "from_tags")},
                                 "tags" if colour.from_tags else "auto", colour.evidence(height), "(none)"),
         },
-        "scan_evidence": detected.evidence if detected else {},
-    }
+        scan_evidence=detected.evidence if detected else {},
+    )
 
 
-def summary(plan: dict) -> list[str]:
+def summary(plan: Plan) -> list[str]:
     """The plan in a few lines a person reads: each decision, its evidence, and the key that overrides it."""
-    lines = [f"picture: {plan['scan']}" + (f" ({plan['field_order']})" if plan["field_order"] else "")
-             + f" → {plan['fps']} fps, {plan['model_input'][0]}x{plan['model_input'][1]} square pixels into the models,"
-             f" shown at {plan['display_aspect']}"]
-    for name, decision in plan["decisions"].items():
-        lines.append(f"{name}: {decision['value']} [{decision['source']}] because {decision['evidence']}"
-                     f" (override: {decision['override']})")
-    if plan.get("cadence"):
-        lines += [f"section {line}" for line in section_summary(
-            plan["cadence"]["sections"], Fraction(plan["source_fps"]))]
-    languages = ", ".join(f"{a['codec']} {a['language'] or 'und'}" for a in plan["audio"]) or "none"
-    lines.append(f"audio: {languages}; subtitles: {len(plan['subtitles'])}; chapters: {len(plan['chapters'])};"
-                 f" title: {plan['title']!r}")
+    width, height = plan.model_input
+    lines = [f"picture: {plan.scan}" + (f" ({plan.field_order})" if plan.field_order else "")
+             + f" → {plan.fps} fps, {width}x{height} square pixels into the models, shown at {plan.display_aspect}"]
+    for name, decision in plan.decisions.items():
+        lines.append(f"{name}: {decision.value} [{decision.source}] because {decision.evidence}"
+                     f" (override: {decision.override})")
+    if plan.cadence:
+        lines += [f"section {line}" for line in section_summary(list(plan.cadence.sections), Fraction(plan.source_fps))]
+    languages = ", ".join(f"{a.codec} {a.language or 'und'}" for a in plan.audio) or "none"
+    lines.append(f"audio: {languages}; subtitles: {len(plan.subtitles)}; chapters: {len(plan.chapters)};"
+                 f" title: {plan.title!r}")
     return lines

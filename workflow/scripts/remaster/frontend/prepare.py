@@ -18,7 +18,7 @@ from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
-from .colour import Colour
+from .plan import Plan
 
 
 def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
@@ -43,11 +43,11 @@ def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
     return [(round(start - times[0], 3), round(end - times[0], 3)) for start, end in ranges]
 
 
-def prepare_command(title: Path, plan: dict, out: Path, *, retime: bool = False) -> list[str]:
-    fps = plan["fps"]
+def prepare_command(title: Path, plan: Plan, out: Path, *, retime: bool = False) -> list[str]:
+    fps = plan.fps
     filters = ["setpts=PTS-STARTPTS"]  # the video's start offset is restored at the mux
-    if plan["filters"]:
-        filters.append(plan["filters"])
+    if plan.filters:
+        filters.append(plan.filters)
     if retime:
         # the user says the frames are at another rate: retime them, dropping or repeating none
         filters.append(f"setpts=N/({Fraction(fps).numerator}/{Fraction(fps).denominator})/TB")
@@ -61,28 +61,28 @@ def prepare_command(title: Path, plan: dict, out: Path, *, retime: bool = False)
 FFV1 = tuple(ffv1_args(4))  # intra-only: shards are cut from any frame by stream copy
 
 
-def _colour_args(plan: dict) -> list[str]:
+def _colour_args(plan: Plan) -> list[str]:
     """The prepared title keeps the source's colour as the plan decided it (frontend.colour)."""
-    return Colour.from_dict(plan["colour"]).tags()
+    return plan.colour.tags()
 
 
-def hybrid_commands(title: Path, plan: dict, work: Path, out: Path) -> list[list[str]]:
+def hybrid_commands(title: Path, plan: Plan, work: Path, out: Path) -> list[list[str]]:
     """Two ffmpeg runs for a hybrid title: the film and video sections through their own chains into
     two lossless files (one decode, two outputs, so neither waits on the other), then the two
     interleaved by time into the prepared title, numbered at the nominal rate (the real times are
     the plan's cadence.timed).  With vfr off the interleaved frames go through ``fps`` at the video
     rate instead: film pictures repeated 3:2, a constant-rate title."""
-    cadence, fps = plan["cadence"], Fraction(plan["fps"])
-    prefix = "repeatfields,copy," if cadence["pulldown"] else ""
+    cadence, fps = plan.cadence, Fraction(plan.fps)
+    prefix = "repeatfields,copy," if cadence.pulldown else ""
     film, video = work / "film.nut", work / "video.nut"
-    split = (f"[0:v:0]setpts=PTS-STARTPTS,{prefix}split[a][b];[a]{cadence['film']}[film];"
-             f"[b]{cadence['video']}[video]")
+    split = (f"[0:v:0]setpts=PTS-STARTPTS,{prefix}split[a][b];[a]{cadence.film}[film];"
+             f"[b]{cadence.video}[video]")
     first = media.ffmpeg_args(*media.PROBE_ARGS, "-i", media.input_path(title), "-filter_complex", split,
                               "-map", "[film]", "-fps_mode", "passthrough", *FFV1, "-f", "nut", str(film),
                               "-map", "[video]", "-fps_mode", "passthrough", *FFV1, "-f", "nut", str(video))
     rate = f"{fps.numerator}/{fps.denominator}"
-    chain = ["interleave"] + ([] if plan["vfr"] else [f"fps={rate}"])
-    chain += [f for f in (plan["filters"],) if f] + [f"setpts=N/({rate})/TB"]
+    chain = ["interleave"] + ([] if plan.vfr else [f"fps={rate}"])
+    chain += [f for f in (plan.filters,) if f] + [f"setpts=N/({rate})/TB"]
     # -copyts: ffmpeg would start each input at zero, and the two must share the source's clock
     second = media.ffmpeg_args("-copyts", "-i", media.input_path(film), "-i", media.input_path(video), "-filter_complex",
                                f"[0:v][1:v]{','.join(chain)}[v]", "-map", "[v]", "-fps_mode", "passthrough",
@@ -90,7 +90,7 @@ def hybrid_commands(title: Path, plan: dict, work: Path, out: Path) -> list[list
     return [first, second]
 
 
-def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: float, log: logging.Logger,
+def prepare_title(title: Path, plan: Plan, out_path: Path, *, expected_seconds: float, log: logging.Logger,
                   retime: bool = False) -> dict:
     """Write the prepared title; return its frame count, rate and the frames repeated or dropped to keep sync.
 
@@ -98,11 +98,11 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
     with their frame counts, start times and frame steps (frontend.cadence.section_times), whose frames add up
     to ``frame_count``.
     """
-    if plan.get("scan") == "hybrid" and plan.get("cadence"):
+    if plan.hybrid:
         return _prepare_hybrid(title, plan, out_path, log=log)
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
-    fps = Fraction(plan["fps"])
+    fps = Fraction(plan.fps)
     expected = max(int(round(expected_seconds * fps)), 1)
     proc = subprocess.Popen(prepare_command(title, plan, tmp, retime=retime), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -126,13 +126,13 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
     repeated, dropped = int(stats.get("dup_frames", 0) or 0), int(stats.get("drop_frames", 0) or 0)
     if frames == 0:
         tmp.unlink(missing_ok=True)
-        raise RemasterError(f"{title}: no frames came out of the front end's filters ({plan['filters']})")
+        raise RemasterError(f"{title}: no frames came out of the front end's filters ({plan.filters})")
     tmp.replace(out_path)
     return {
         "frame_count": frames,
-        "fps": plan["fps"],
-        "width": plan["model_input"][0],
-        "height": plan["model_input"][1],
+        "fps": plan.fps,
+        "width": plan.model_input[0],
+        "height": plan.model_input[1],
         "duration": float(frames / fps),
         "repeated_frames": repeated,
         "dropped_frames": dropped,
@@ -141,7 +141,7 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
     }
 
 
-def _prepare_hybrid(title: Path, plan: dict, out_path: Path, *, log: logging.Logger) -> dict:
+def _prepare_hybrid(title: Path, plan: Plan, out_path: Path, *, log: logging.Logger) -> dict:
     start = time.monotonic()
     tmp = partial_path(out_path)
     work = out_path.with_name(f".{out_path.name}.sections")
@@ -156,29 +156,29 @@ def _prepare_hybrid(title: Path, plan: dict, out_path: Path, *, log: logging.Log
             part.unlink()
         work.rmdir()
     frames = media.count_packets(tmp)
-    fps = Fraction(plan["fps"])
-    timed = plan["cadence"]["timed"]
+    fps = Fraction(plan.fps)
+    timed = list(plan.cadence.timed)
     expected = sum(s["frames"] for s in timed)
-    if plan["vfr"] and frames != expected:
+    if plan.vfr and frames != expected:
         tmp.unlink(missing_ok=True)
         raise RemasterError(f"{title}: the hybrid title's sections gave {frames} frames, their timestamps "
                             f"expect {expected}; set vfr: false for a constant-rate master")
     tmp.replace(out_path)
-    if plan["vfr"]:
+    if plan.vfr:
         last = timed[-1]
         seconds = float(Fraction(last["start"]) + last["frames"] * Fraction(last["step"]))
     else:
         seconds = float(frames / fps)
     return {
         "frame_count": frames,
-        "fps": plan["fps"],
-        "width": plan["model_input"][0],
-        "height": plan["model_input"][1],
+        "fps": plan.fps,
+        "width": plan.model_input[0],
+        "height": plan.model_input[1],
         "duration": seconds,
         "repeated_frames": 0,
         "dropped_frames": 0,
         "seconds": round(time.monotonic() - start, 2),
-        "vfr": bool(plan["vfr"]),
+        "vfr": plan.vfr,
         # the real time of every frame: frame k of a section at start + k * step (seconds, fractions)
-        "timed": timed if plan["vfr"] else [],
+        "timed": timed if plan.vfr else [],
     }

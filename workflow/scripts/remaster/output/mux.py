@@ -8,6 +8,7 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
 
@@ -55,7 +56,7 @@ def retime_commands(list_file: Path, joined: Path, times_file: Path, out: Path) 
     return [join, retime]
 
 
-def mux_command(list_file: Path, out_tmp: Path, *, plan: dict, offsets: dict[str, float],
+def mux_command(list_file: Path, out_tmp: Path, *, plan: Plan, offsets: dict[str, float],
                 audio: Path | None, subtitles: Path | None, chapters: Path | None,
                 video: Path | None = None) -> list[str]:
     """ffmpeg joining the encoded shards, every audio and subtitle track (stream copy) and the chapters.
@@ -77,14 +78,14 @@ def mux_command(list_file: Path, out_tmp: Path, *, plan: dict, offsets: dict[str
     if audio is not None:
         args += ["-itsoffset", f"{offsets['audio']:.6f}", "-i", media.input_path(audio)]
         maps += ["-map", f"{inputs}:a"]
-        for n, track in enumerate(plan["audio"]):
-            metadata += [f"-metadata:s:a:{n}", f"language={track['language'] or 'und'}"]
+        for n, track in enumerate(plan.audio):
+            metadata += [f"-metadata:s:a:{n}", f"language={track.language or 'und'}"]
         inputs += 1
     if subtitles is not None:
         args += ["-itsoffset", f"{offsets['subtitles']:.6f}", "-i", media.input_path(subtitles)]
         maps += ["-map", f"{inputs}:s"]
-        for n, track in enumerate(plan["subtitles"]):
-            metadata += [f"-metadata:s:s:{n}", f"language={track['language'] or 'und'}"]
+        for n, track in enumerate(plan.subtitles):
+            metadata += [f"-metadata:s:s:{n}", f"language={track.language or 'und'}"]
         inputs += 1
     if chapters is not None:
         args += ["-f", "ffmetadata", "-i", media.input_path(chapters)]
@@ -92,7 +93,34 @@ def mux_command(list_file: Path, out_tmp: Path, *, plan: dict, offsets: dict[str
         inputs += 1
     else:
         maps += ["-map_chapters", "-1"]
-    if plan.get("title"):
-        metadata += ["-metadata", f"title={plan['title']}"]
+    if plan.title:
+        metadata += ["-metadata", f"title={plan.title}"]
     return media.ffmpeg_args(*args, *maps, "-map_metadata", "-1", *metadata, "-c", "copy",
                              "-f", "matroska", str(out_tmp))
+
+
+def track_offsets(probe: dict, subtitle_start: float | None = None) -> dict[str, float]:
+    """When each kind of track starts after the source's start (s): the master keeps the source's sync.
+
+    `subtitle_start` is the extracted subtitle file's own start on the title's clock, when known: its first
+    cue may be a closed caption that comes before any subpicture stream starts."""
+    zero = probe["format"]["start_time"]
+    offsets = {
+        "video": max(probe["video"]["start_time"] - zero, 0.0),
+        "audio": max(min((a["start_time"] for a in probe["audio"]), default=zero) - zero, 0.0),
+        "subtitles": max(min((s.get("start_time", zero) for s in probe["subtitles"]), default=zero) - zero, 0.0),
+    }
+    if subtitle_start is not None:
+        offsets["subtitles"] = max(subtitle_start - zero, 0.0)
+    return offsets
+
+
+def extra_subtitle_names(streams: list[dict], own: int) -> list[str]:
+    """Metadata options naming the subtitle tracks extract_subtitles adds after the title's `own` ones
+    (forced-only copies, closed captions) with the language and name it gave them."""
+    named = []
+    for n, track in enumerate(streams[own:], start=own):
+        tags = track.get("tags") or {}
+        named += [f"-metadata:s:s:{n}", f"language={tags.get('language') or 'und'}"]
+        named += [f"-metadata:s:s:{n}", f"title={tags['title']}"] if tags.get("title") else []
+    return named

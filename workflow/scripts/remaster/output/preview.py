@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..frontend.colour import Colour
+from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.files import atomic_output
@@ -37,7 +37,7 @@ def preview_frames(frame_count: int, stills: int) -> list[int]:
 SEEK_BACK = 5.0  # seconds: seek this far before the frame, then decode up to it (seeking lands on keyframes)
 
 
-def read_frame(title: Path, timestamp: float, probe: dict, plan: dict) -> np.ndarray:
+def read_frame(title: Path, timestamp: float, probe: dict, plan: Plan) -> np.ndarray:
     """The frame shown at `timestamp` (a probe timestamp) as RGB24, as the models get it: through the plan's
     filters (field matching or deinterlacing, crop, square pixels), read with the plan's colour.
 
@@ -48,11 +48,11 @@ def read_frame(title: Path, timestamp: float, probe: dict, plan: dict) -> np.nda
     fps = media.fraction(video["fps"])
     # a quarter frame early, so rounding never skips the frame itself
     wanted = timestamp - float(1 / fps) / 4
-    colour = Colour.from_dict(plan["colour"])
+    colour = plan.colour
     convert = (f"scale=in_color_matrix={colour.decoder_matrix}:in_range={colour.range}:"
                "flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24")
     select = f"select=gte(t\\,{wanted:.6f})"
-    filters = ",".join(f for f in (plan["filters"], select, convert) if f)
+    filters = ",".join(f for f in (plan.filters, select, convert) if f)
     width, height = frame_size(plan)
     size = width * height * 3
     seek = timestamp - probe["format"]["start_time"] - SEEK_BACK
@@ -69,9 +69,9 @@ def read_frame(title: Path, timestamp: float, probe: dict, plan: dict) -> np.nda
     raise RemasterError(f"{title}: cannot decode the frame at {timestamp:.3f} s as {width}x{height} ({last})")
 
 
-def frame_size(plan: dict) -> tuple[int, int]:
+def frame_size(plan: Plan) -> tuple[int, int]:
     """The size of the frames the models get: the plan's model input."""
-    width, height = plan["model_input"]
+    width, height = plan.model_input
     return int(width), int(height)
 
 
@@ -119,7 +119,7 @@ def write_flip(pairs: list[tuple[Image.Image, Image.Image]], path: Path) -> None
 
 
 def make_preview(title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings,
-                 stills: list[Path], flip: Path, log: logging.Logger, *, plan: dict,
+                 stills: list[Path], flip: Path, log: logging.Logger, *, plan: Plan,
                  threads: int = 1) -> list[dict]:
     """Write one before/after still per path in `stills` and the flip animation; return what each shows.
 
@@ -161,7 +161,7 @@ def upscale_still(runner, frame: np.ndarray) -> np.ndarray:
 
 
 def _stills(chain, title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings, stills: list[Path],
-            flip: Path, log: logging.Logger, plan: dict | None, started: float) -> list[dict]:
+            flip: Path, log: logging.Logger, plan: Plan, started: float) -> list[dict]:
     from ..frames.engine import even
 
     width, height = frame_size(plan)

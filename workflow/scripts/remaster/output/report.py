@@ -11,6 +11,10 @@ import html
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the report pages import no front end at run time
+    from ..frontend.plan import Plan
 
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
@@ -55,7 +59,7 @@ def tsv(columns: list[str], rows: list[list]) -> str:
 # --- the probe ---------------------------------------------------------------------------------------
 
 def probe_page(probe: dict, *, disc: str, shard_frames: int, shards: int, models: list[str],
-               scale: float | None, plan: dict | None = None, facts: dict | None = None) -> str:
+               scale: float | None, plan: Plan, facts: dict | None = None) -> str:
     video = probe["video"]
     rows = [
         ["title file", probe.get("title_file")],
@@ -73,15 +77,11 @@ def probe_page(probe: dict, *, disc: str, shard_frames: int, shards: int, models
         ["scale", "the chain's own" if scale is None else f"×{scale:g}"],
     ]
     sections = [("Source", table(["property", "value"], rows))]
-    plan = plan or probe.get("plan")
-    if plan:
-        decisions = [[name, _short(d.get("value")), d.get("source"), d.get("evidence"), d.get("override")]
-                     for name, d in (plan.get("decisions") or {}).items()]
-        if decisions:
-            sections.append(("The front end's decisions",
-                             table(["decision", "value", "from", "evidence", "config key to override"], decisions)))
-        shown = {k: v for k, v in plan.items() if k not in ("decisions", "scan_evidence", "audio", "subtitles")}
-        sections.append(("Plan", table(["key", "value"], [[k, _short(v)] for k, v in shown.items()])))
+    decisions = [[name, _short(d.value), d.source, d.evidence, d.override] for name, d in plan.decisions.items()]
+    sections.append(("The front end's decisions",
+                     table(["decision", "value", "from", "evidence", "config key to override"], decisions)))
+    shown = {k: v for k, v in plan.as_dict().items() if k not in ("decisions", "scan_evidence", "audio", "subtitles")}
+    sections.append(("Plan", table(["key", "value"], [[k, _short(v)] for k, v in shown.items()])))
     if facts:
         sections.append(("Prepared title (what the models get)",
                          table(["key", "value"], [[k, v] for k, v in facts.items()])))

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
-from ..run.records import shard_bounds, shard_names
+from ..run.records import Prepared
 from .flicker import FlickerMeter, ShardFlicker
 
 DAR_TOLERANCE = 0.01  # relative
@@ -77,56 +78,29 @@ class Expected:
     height: int
 
 
-def _language(code: str | None) -> str | None:
-    if not code or code == "und":
-        return None
-    try:
-        from ..frontend.plan import language_code
-    except ImportError:  # the front end's plan is optional
-        return code
-    return language_code(code)
-
-
-def expectations(probe: dict, plan: dict | None = None, facts: dict | None = None, *,
-                 retimed: bool = False, interpolation_factor: int = 1) -> Expected:
+def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool = False,
+                 interpolation_factor: int = 1) -> Expected:
     """The master's expected properties.
 
-    Frame count and rate: the prepared title's facts, else a `plan` key of the probe, else the probe.
-    Duration: the source video's (a rate change by IVTC or deinterlacing keeps it), or frames ÷ rate when
-    the config retimed the frames on purpose. Aspect, languages and chapters: the plan's, else the probe's.
-    Frame interpolation multiplies frames and rate by its factor, and keeps the duration.
+    Frame count and rate: the prepared title's. Duration: the source video's (a rate change by IVTC or
+    deinterlacing keeps it), or frames ÷ rate when the config retimed the frames on purpose, or a variable-rate
+    title's sections' times. Aspect, languages and chapters: the plan's. Frame interpolation multiplies frames
+    and rate by its factor, and keeps the duration.
     """
-    video = probe["video"]
-    inline = probe.get("plan") or {}
-    facts = facts or {}
-    plan = plan or {}
-    frames = int(facts.get("frame_count") or inline.get("frame_count") or probe["frame_count"])
-    fps = Fraction(str(facts.get("fps") or inline.get("fps") or plan.get("fps") or video["fps"]))
+    video, facts = probe["video"], prepared.facts
+    frames, fps = prepared.frame_count, Fraction(prepared.fps)
     duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
     if facts.get("vfr"):
         # a variable-rate master lasts as long as its sections' frame times say (the source's length)
         duration = float(facts["duration"])
     frames, fps = frames * interpolation_factor, fps * interpolation_factor
-    aspect = media.fraction(str(plan.get("display_aspect") or video["dar"]))
-    if not aspect:
-        aspect = Fraction(int(video["width"]), int(video["height"]))
+    aspect = media.fraction(plan.display_aspect)
     video_offset = max(float(video.get("start_time", 0)) - float(probe["format"].get("start_time", 0)), 0.0)
-    if "chapters" in plan:
-        chapters = [float(c) + video_offset for c in plan["chapters"]]
-    else:
-        start = float(probe["format"].get("start_time", 0))
-        chapters = [float(c["start"]) - start + video_offset for c in probe.get("chapters", [])]
-    if "audio" in plan:
-        audio = [track.get("language") for track in plan["audio"]]
-    else:
-        audio = [_language(track.get("language")) for track in probe.get("audio", [])]
-    if "subtitles" in plan:
-        subtitles = [track.get("language") for track in plan["subtitles"]]
-    else:
-        subtitles = [_language(track.get("language")) for track in probe.get("subtitles", [])]
-    width = int(facts.get("width") or video["width"])
-    height = int(facts.get("height") or video["height"])
-    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, width, height)
+    chapters = [float(c) + video_offset for c in plan.chapters]
+    audio = [track.language for track in plan.audio]
+    subtitles = [track.language for track in plan.subtitles]
+    width, height = plan.model_input
+    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, int(width), int(height))
 
 
 def _gray_decoder(path: Path, width: int, height: int, errors_to) -> subprocess.Popen:
@@ -326,27 +300,28 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     return checks
 
 
-def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: dict | None = None,
-                  facts: dict | None = None, prepared: Path | None = None, shard_frames: int | None = None,
-                  retimed: bool = False, interpolation_factor: int = 1) -> Verification:
+def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: Plan, prepared: Prepared,
+                  prepared_file: Path | None = None, retimed: bool = False,
+                  interpolation_factor: int = 1) -> Verification:
     """Check the master against its source and return every check (a differing property never raises).
 
-    `title` (the source title file) enables the bit-identity check of the audio; flicker is measured
-    against `prepared` (the frames the models were given) if given, else against `title`.
+    `title` (the source title file) enables the bit-identity check of the audio; flicker is measured per
+    shard of the prepared title's shard table against `prepared_file` (the frames the models were given)
+    if given, else against `title`.
     """
     master = Path(master)
     if not master.is_file():
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
-    expected = expectations(probe, plan, facts, retimed=retimed, interpolation_factor=interpolation_factor)
+    expected = expectations(probe, plan, prepared, retimed=retimed, interpolation_factor=interpolation_factor)
     result = Verification(str(master))
     result.checks = check_container(master, probe, expected, title)
-    if facts and facts.get("vfr"):
-        result.checks.append(check_timestamps(master, facts["timed"], interpolation_factor))
+    if prepared.facts.get("vfr"):
+        result.checks.append(check_timestamps(master, prepared.facts["timed"], interpolation_factor))
 
-    per_shard = shard_frames * interpolation_factor if shard_frames else expected.frames
-    bounds = [(name, *shard_bounds(expected.frames, per_shard, k))
-              for k, name in enumerate(shard_names(expected.frames, per_shard))]
-    source = prepared or title
+    # the shard table fixed at prepare time, each shard's frames multiplied by the interpolation
+    bounds = [(shard.name, shard.start * interpolation_factor, shard.end * interpolation_factor)
+              for shard in prepared.shards]
+    source = prepared_file or title
     decoded, errors, flicker = decode_and_measure(master, source, expected.width, expected.height, bounds)
     result.flicker = flicker
     result.checks.insert(0, Check("frame_count", decoded == expected.frames, expected.frames, decoded,

@@ -1,16 +1,21 @@
-"""The typed artefacts steps hand each other: the prepared title (with its shard table) and a shard's result.
+"""The typed artefacts steps hand each other: the plan (frontend/plan.py), the prepared title with its shard
+table, a shard's result.
 
 Each is written once, atomically, by the step that makes it, and read by `load` wherever it is needed; the
 shard table in particular is computed at prepare time only, never again from (frame_count, shard_frames).
-The JSON keeps its earlier keys, so a step that still reads the plain dict keeps working.
+`Record` gives a frozen dataclass its JSON form from its type hints, so a record is read and written by one
+helper and a later step gets typed fields, not a dict to index.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 from .errors import RemasterError
 from .files import atomic_output
@@ -45,6 +50,75 @@ def write_json(path: str | Path, data: dict) -> None:
     """Write a record under a temporary name, then rename: a reader never sees half of it."""
     with atomic_output(Path(path)) as tmp:
         tmp.write_text(json.dumps(data, indent=2))
+
+
+def _plain(value: Any) -> Any:
+    """A record's value as JSON holds it: records as mappings, tuples as lists."""
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """JSON's `value` as the type `hint` names (records, tuples, mappings of records, optional values)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        kinds = [arg for arg in args if arg is not type(None)]
+        return _typed(kinds[0], value) if len(kinds) == 1 else value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], item) for item in value)
+        return tuple(_typed(arg, item) for arg, item in zip(args, value, strict=True)) if args else tuple(value)
+    if origin is dict:
+        return {key: _typed(args[1], item) for key, item in value.items()} if args else dict(value)
+    if isinstance(hint, type) and is_dataclass(hint) and hasattr(hint, "from_dict"):
+        return hint.from_dict(value)
+    if hint is Path:
+        return Path(value)
+    if hint in (int, float) and not isinstance(value, bool):
+        return hint(value)
+    return value
+
+
+class Record:
+    """A frozen dataclass that one step writes and later steps read: `dump`/`load` through JSON."""
+
+    what: ClassVar[str] = "step's"  # names the record in an error: "not a plan record"
+
+    def as_dict(self) -> dict:
+        return {item.name: _plain(getattr(self, item.name)) for item in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        hints = typing.get_type_hints(cls)
+        return cls(**{item.name: _typed(hints[item.name], data[item.name]) for item in fields(cls)
+                      if item.name in data or not _has_default(item)})
+
+    def dump(self, path: str | Path) -> None:
+        write_json(path, self.as_dict())
+
+    @classmethod
+    def load(cls, path: str | Path):
+        data = read_json(path)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise RemasterError(f"{path}: not a {cls.what} record ({type(error).__name__}: {error}); "
+                                "delete it to make it again") from None
+
+
+def _has_default(item) -> bool:
+    from dataclasses import MISSING
+
+    return item.default is not MISSING or item.default_factory is not MISSING
 
 
 @dataclass(frozen=True)
