@@ -1,12 +1,12 @@
 """Snakemake adapter: every audio track into one Matroska audio file, bit for bit (LPCM losslessly as FLAC)."""
 
-import json
 from pathlib import Path
 
 from remaster.disc.reader import audio_codec_args
 from remaster.run import media
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
+from remaster.run.records import read_json
 
 # a packet whose time does not pass the one before it (a PAL disc's duplicated audio PTS) moves one tick on:
 # every stream of the master has strictly increasing timestamps
@@ -15,7 +15,7 @@ STRICTLY_INCREASING = "setts=ts='if(gt(N,0)*lte(PTS,PREV_OUTPTS),PREV_OUTPTS+1,P
 log = step_logger("extract_audio", snakemake.log[0])
 with reported(log):
     title = Path(snakemake.input.title)
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     codecs = audio_codec_args(probe["audio"])
     # -copyts keeps each track's own start time; the mux places it relative to the video
     with atomic_output(Path(snakemake.output.audio)) as tmp:

@@ -1,17 +1,17 @@
 """Snakemake adapter: every subtitle stream (VobSub with its palette, forced tracks marked) and the closed
 captions (as text) into one Matroska file."""
 
-import json
 from pathlib import Path
 
 from remaster.disc.subtitles import extract_subtitles
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
+from remaster.run.records import read_json
 
 log = step_logger("extract_subtitles", snakemake.log[0])
 with reported(log):
     title = Path(snakemake.input.title)
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     with atomic_output(Path(snakemake.output.subtitles)) as tmp:
         extract_subtitles(title, tmp, subtitles=probe["subtitles"], log=log)
     log.info("wrote the subtitle tracks of %s into %s", title, snakemake.output.subtitles)

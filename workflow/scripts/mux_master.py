@@ -1,6 +1,5 @@
 """Snakemake adapter: join the encoded shards, the audio and subtitle tracks and the chapters into the master."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from remaster.run import media
 from remaster.run.errors import RemasterError
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared
+from remaster.run.records import Prepared, read_json
 
 log = step_logger("mux_master", snakemake.params.log)
 # the rule's own log too (named by the master's path), beside the disc's folder of logs
@@ -27,7 +26,7 @@ _handler = logging.FileHandler(snakemake.log[0], mode="w")
 _handler.setFormatter(log.handlers[0].formatter)
 log.addHandler(_handler)
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     facts = Prepared.load(snakemake.input.facts).facts
     output = Path(snakemake.output.master)

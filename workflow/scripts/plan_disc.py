@@ -1,6 +1,5 @@
 """Snakemake adapter: decide scan, rate, geometry, crop, colour, languages and chapters; say why."""
 
-import json
 from pathlib import Path
 
 from remaster.frontend.geometry import detect_crop
@@ -9,11 +8,12 @@ from remaster.frontend.plan import make_plan, summary
 from remaster.frontend.scan import PULLDOWN_MIN_FRACTION, detect_scan, hybrid_decision, pulldown_fraction
 from remaster.run import media
 from remaster.run.logs import reported, step_logger
+from remaster.run.records import read_json
 from remaster.run.settings import FrontEndSettings
 
 log = step_logger("plan_disc", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     frontend = FrontEndSettings(**{k: tuple(v) if isinstance(v, list) else v
                                    for k, v in snakemake.params.frontend.items()})
     title = Path(snakemake.input.title)

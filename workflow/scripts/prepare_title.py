@@ -1,17 +1,16 @@
 """Snakemake adapter: make the prepared title (progressive, square pixels, constant rate) once."""
 
-import json
 from fractions import Fraction
 from pathlib import Path
 
 from remaster.frontend.plan import Plan
 from remaster.frontend.prepare import damaged_ranges, prepare_title
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared
+from remaster.run.records import Prepared, read_json
 
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     log.info("filters: %s → %s fps", plan.filters or "(none)", plan.fps)
     if plan.hybrid:

@@ -7,10 +7,11 @@ from remaster.frontend.plan import Plan
 from remaster.output.preview import make_preview
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
+from remaster.run.records import read_json
 
 log = step_logger("preview", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     timestamps = [float(line) for line in Path(snakemake.input.frames).read_text().split()]
     shown = make_preview(

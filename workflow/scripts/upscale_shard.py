@@ -1,6 +1,5 @@
 """Snakemake adapter: run the model chain over one shard."""
 
-import json
 import os
 import socket
 from dataclasses import replace
@@ -9,7 +8,7 @@ from pathlib import Path
 from remaster.frames.engine import upscale_file
 from remaster.frontend.plan import Plan
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared
+from remaster.run.records import Prepared, read_json
 
 log = step_logger("upscale_shard", snakemake.log[0])
 if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -21,7 +20,7 @@ with reported(log):
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
     # the shard's frames, read from the prepared title as extract_shard found they can be
-    cut = json.loads(Path(snakemake.input.shard).read_text())
+    cut = read_json(snakemake.input.shard)
     result = upscale_file(
         Path(snakemake.input.prepared),
         Path(snakemake.output.shard),

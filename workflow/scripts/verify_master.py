@@ -10,11 +10,11 @@ from remaster.output.verify import verify_master
 from remaster.run.errors import RemasterError
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared
+from remaster.run.records import Prepared, read_json
 
 log = step_logger("verify_master", snakemake.log[0])
 with reported(log):
-    probe = json.loads(Path(snakemake.input.probe).read_text())
+    probe = read_json(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)
     result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan,
