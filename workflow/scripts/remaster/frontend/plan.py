@@ -7,6 +7,7 @@ it, so the log can say what was decided, why, and how to change it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +18,9 @@ from ..run.records import Record
 from ..run.settings import FrontEndSettings
 from . import colour as colours
 from .cadence import hybrid_chains, section_summary, section_times
-from .geometry import square_geometry
-from .scan import ScanDecision, scan_filters
+from .geometry import detect_crop, square_geometry
+from .measure import duration, sample_windows
+from .scan import PULLDOWN_MIN_FRACTION, ScanDecision, detect_scan, hybrid_decision, pulldown_fraction, scan_filters
 
 # ISO 639-1 (as DVDs store languages) to the ISO 639-2/B codes Matroska uses
 ISO639_2 = {
@@ -262,6 +264,29 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
         },
         scan_evidence=detected.evidence if detected else {},
     )
+
+
+def plan_title(title: Path, probe: dict, settings: FrontEndSettings, *, ffmpeg: str, scale: float = 2,
+               fallback_title: str = "", log: logging.Logger) -> Plan:
+    """Measure what the settings leave to the front end, then decide: the detectors the plan needs, run here.
+
+    `scan: auto` measures the fields (idet over windows of the title); `scan: hybrid` maps every frame; a scan
+    named in the config still reads the pulldown flags (soft telecine is honoured whatever the scan). Bars are
+    looked for unless the config names a crop (with `crop: none` they are only reported)."""
+    detected = pulldown = None
+    if settings.scan == "auto":
+        log.info("measuring fields with idet over the title …")
+        detected = detect_scan(title, ffmpeg=ffmpeg)
+    elif settings.scan == "hybrid":
+        log.info("scan: hybrid: mapping film and video frames over the whole title …")
+        detected = hybrid_decision(title, ffmpeg=ffmpeg,
+                                   order=None if settings.field_order == "auto" else settings.field_order)
+    else:
+        spans = sample_windows(duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)
+        pulldown = pulldown_fraction(title, ffmpeg=ffmpeg, spans=spans) > PULLDOWN_MIN_FRACTION
+    crop_found = detect_crop(title, ffmpeg=ffmpeg) if settings.crop in ("auto", "none") else None
+    return make_plan(probe, settings, title=title, disc_info=probe.get("disc"), detected=detected,
+                     crop_found=crop_found, scale=scale, fallback_title=fallback_title, pulldown=pulldown)
 
 
 def summary(plan: Plan) -> list[str]:
