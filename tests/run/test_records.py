@@ -56,3 +56,14 @@ def test_a_damaged_record_is_a_one_line_error(tmp_path):
     path.write_text("{not json")
     with pytest.raises(RemasterError, match="plan.json: cannot read"):
         Plan.load(path)
+
+
+@pytest.mark.unit
+def test_a_shard_result_reads_back_and_names_a_broken_file(tmp_path):
+    result = records.ShardResult(frames=100, seconds=4.0, width=1440, height=1080, device="cuda:0 (NVIDIA H100)",
+                                 dtype="fp16", batch_size=4, shard="0003", host="node1")
+    result.dump(tmp_path / "0003.json")
+    assert records.ShardResult.load(tmp_path / "0003.json") == result and result.fps == 25.0
+    (tmp_path / "0004.json").write_text('{"frames": 100}')
+    with pytest.raises(RemasterError, match=r"0004.json: not a shard result record"):
+        records.ShardResult.load(tmp_path / "0004.json")

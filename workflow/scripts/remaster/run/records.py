@@ -178,8 +178,10 @@ class Prepared:
 
 
 @dataclass(frozen=True)
-class ShardResult:
+class ShardResult(Record):
     """What one upscale job did: frames, time, where it ran; written beside the shard for the report."""
+
+    what = "shard result"
 
     frames: int
     seconds: float
@@ -196,15 +198,3 @@ class ShardResult:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
-
-    def dump(self, path: str | Path) -> None:
-        write_json(path, asdict(self))
-
-    @classmethod
-    def load(cls, path: str | Path) -> ShardResult:
-        data = read_json(path)
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError as error:
-            raise RemasterError(f"{path}: not a shard result ({error})") from None
