@@ -215,3 +215,27 @@ def test_shards_with_the_stage_join_like_one_long_shard(tmp_path, title, tiny_mo
     first, second = shard_job(0, 5, "first"), shard_job(5, FRAMES, "second")
     assert len(long) == FRAMES and len(first) == 5 and len(second) == 7
     assert np.array_equal(np.concatenate([first, second]), long)
+
+
+# --- end to end: the workflow with the stage on ----------------------------------------------------------
+
+
+def test_workflow_with_the_stage_on(tmp_path, demo_disc, tiny_model):
+    """A 10-frame file in shards of 4, 4 and 2 with temporal.strength 2: every frame reaches the master, each
+    shard job ran TemporalFix on its frames and its neighbours', and the title's ends were mirrored."""
+    import shutil
+
+    from support.workflow import frame_count, snakemake, write_config
+
+    clip = tmp_path / "clip.vob"
+    shutil.copy(demo_disc / "VTS_02_1.VOB", clip)
+    write_config(tmp_path, source=str(clip), output="film.mkv", models=[str(tiny_model)], shard_frames=4, scale=0.5,
+                 encoder={"codec": "libx264", "crf": 23, "preset": "ultrafast", "pix_fmt": "yuv420p"},
+                 temporal={"strength": 2, "weights": str(weights())})
+    snakemake(tmp_path, "--cores", "2")
+    assert frame_count(tmp_path / "film.mkv") == frame_count(clip) == 10
+    logs = {path.stem: path.read_text() for path in (tmp_path / "logs").rglob("upscale_shard/*.log")}
+    assert len(logs) == 3 and all("TemporalFix strength 2" in text for text in logs.values()), logs
+    reads = "".join(path.read_text() for path in (tmp_path / "logs").rglob("extract_shard/*.log"))
+    # frames 0-3 read 0-6, frames 4-7 read 1-9 (the title's last frame: 9), frames 8-9 read 5-9
+    assert "frames 0-6:" in reads and "frames 1-9:" in reads and "frames 5-9:" in reads, reads
