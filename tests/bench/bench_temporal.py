@@ -74,9 +74,10 @@ def dvd_like(truth: np.ndarray, work: Path) -> np.ndarray:
     small = small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     lw, lh = width // SCALE, height // SCALE
     m2v = work / "input.m2v"
+    m2v.unlink(missing_ok=True)  # ffmpeg would keep the last clip's
     subprocess.run(media.ffmpeg_args("-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{lw}x{lh}", "-framerate", "25",
                                      "-i", "pipe:0", "-vf", "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p",
-                                     "-c:v", "mpeg2video", "-qscale:v", "5", "-g", "15", "-bf", "2", str(m2v)),
+                                     "-c:v", "mpeg2video", "-qscale:v", "5", "-g", "15", "-bf", "2", "-y", str(m2v)),
                    input=small.tobytes(), check=True, capture_output=True)
     raw = subprocess.run(media.ffmpeg_args("-i", str(m2v), "-vf", "scale=in_color_matrix=bt601:in_range=tv:"
                                            "flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24",
