@@ -5,7 +5,8 @@ photograph's own resolution; `--speeds` of 0 is a locked-off shot, where any cha
 input: each truth frame downscaled ×1/2 (area: an HD master is 2-2.7× a DVD's size), stored as MPEG-2 4:2:0
 at a fixed DVD-like quantiser (GOP 15, B-frames) and decoded. Then, each scored against the truth at its size:
 
-- bicubic: what a player does;
+- bicubic: what a player does; and bicubic of the half-size frames without MPEG-2: no codec noise and no
+  model, so its temporal error is the part no upscale of the half-size frames removes (detail they lack);
 - model: the bundled Real-ESRGAN Compact ×4 video model, frame by frame, resized to ×2 as a job with
   `scale: 2` does (remaster's loader and `engine.run_chain`, on the CPU);
 - model + TemporalFix at each strength, run as the shard job runs it (`frames.temporal.TemporalStage` over the
@@ -159,6 +160,10 @@ def main() -> None:
                 small = to_float(dvd_like(truth, work))
                 outputs = {"bicubic (player)": F.interpolate(small, scale_factor=SCALE, mode="bicubic",
                                                              align_corners=False)}
+                # no codec, no model: what is left of the temporal error is detail the half-size frames lack
+                clean = F.interpolate(to_float(truth), scale_factor=1 / SCALE, mode="area")
+                outputs["bicubic, no MPEG-2 (floor)"] = F.interpolate(clean, scale_factor=SCALE, mode="bicubic",
+                                                                      align_corners=False)
                 upscaled = torch.cat([run_chain(chain, small[n:n + 1], (height, width), 0, 16)
                                       for n in range(len(small))]).clamp(0, 1)
                 outputs["model (Compact ×4 → ×2)"] = upscaled
@@ -180,8 +185,9 @@ def main() -> None:
             f"  vs model: VMAF {mean[0] - base[0]:+.2f}, temporal error {100 * (mean[2] / base[2] - 1):+.1f}%"
         print(f"pan {speed:g} px/frame  {name:26s} VMAF {mean[0]:6.2f}  PSNR {mean[1]:5.2f} dB  "
               f"temporal error {mean[2]:.3f}{change}")
-    print(f"TemporalFix CPU speed at {width}x{height}: {stage_frames / stage_seconds:.2f} fps "
-          f"({args.threads} threads, fp32, {stage_frames} frames)")
+    if stage_frames:
+        print(f"TemporalFix CPU speed at {width}x{height}: {stage_frames / stage_seconds:.2f} fps "
+              f"({args.threads} threads, fp32, {stage_frames} frames)")
 
 
 if __name__ == "__main__":
