@@ -18,6 +18,7 @@ the stage's CPU speed (frames per second of the network alone, on `--threads` th
 
     .venv/bin/python tests/bench/bench_temporal.py                  # 3 clips × 16 frames × speeds 0 1
     .venv/bin/python tests/bench/bench_temporal.py --frames 8 --strengths 2 --photos coffee.png
+    .venv/bin/python tests/bench/bench_temporal.py --time 1440x1152 --device cuda --frames 100   # speed only
 """
 
 from __future__ import annotations
@@ -136,6 +137,38 @@ def run_stage(network: TemporalChain, frames: torch.Tensor) -> tuple[torch.Tenso
     return torch.cat(out), time.perf_counter() - start
 
 
+def time_stage(size: str, device: str, frames: int, strength: float) -> None:
+    """Frames per second of the stage alone (TemporalStage over the Runner) at `size` on `device`, at the
+    precision `auto` proves there; the first window (loading, proving, cuDNN tuning) is not counted."""
+    from types import SimpleNamespace
+
+    from remaster.frames.temporal import load_stage_network
+    from remaster.models.devices import Device, resolve
+    from remaster.run.settings import TemporalSettings
+
+    width, height = map(int, size.split("x"))
+    where = resolve(device)
+    kit = Device(where)
+    settings = SimpleNamespace(temporal=TemporalSettings(strength=strength, weights=WEIGHTS), precision="auto")
+    network = load_stage_network(settings, where, LOG)
+    upscaled = torch.rand((frames + 6, 3, height, width), generator=torch.Generator().manual_seed(0)).to(where)
+    stage = TemporalStage(network, (height, width), before=3, after=3, frames=frames, log=LOG, label="bench")
+    done, start = 0, None
+    with torch.inference_mode():
+        for n in range(len(upscaled)):
+            for _ in stage.feed(upscaled[n:n + 1], 1):
+                done += 1
+                if done == 1:
+                    kit.synchronize()
+                    start = time.perf_counter()
+        for _ in stage.flush():
+            done += 1
+    kit.synchronize()
+    seconds = time.perf_counter() - start
+    print(f"TemporalFix {strength:g} at {width}x{height} on {kit} ({str(network.dtype).removeprefix('torch.')}, "
+          f"tile {stage.runner.tile or 'none'}): {(done - 1) / seconds:.2f} fps over {done - 1} frames")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
@@ -144,8 +177,13 @@ def main() -> None:
     parser.add_argument("--strengths", nargs="*", type=float, default=[1.0, 2.0])
     parser.add_argument("--speeds", nargs="*", type=float, default=[0.0, 1.0], help="mean pans, truth pixels a frame")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--time", metavar="WxH", help="only time the stage at this size (random frames)")
+    parser.add_argument("--device", default="cpu", help="for --time: cpu, cuda, auto")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.time:
+        time_stage(args.time, args.device, args.frames, (args.strengths or [1.0])[0])
+        return
     width, height = map(int, args.size.split("x"))
     chain = load_chain([MODEL], device="cpu", precision="fp32")
     networks = {s: TemporalChain(load_temporalfix(WEIGHTS, s), torch.device("cpu"), torch.float32)
