@@ -132,6 +132,20 @@ def test_stage_refuses_missing_or_extra_frames():
         list(stage.feed(frames, 5))
 
 
+@pytest.mark.unit
+def test_stage_gives_16_bit_frames_where_the_engine_asks_for_them():
+    """On a GPU the engine hands the stage `to_frames`: its output is then the writer's 16-bit NHWC, the same
+    values the float output would give."""
+    network = TemporalChain(load_temporalfix(weights(), 1), torch.device("cpu"), torch.float32)
+    frames = panned(4, 32, 48)
+    floats = _run_stage(_stage(network, before=0, after=0, frames=4), frames, batch=4)
+    stage = TemporalStage(network, (32, 48), before=0, after=0, frames=4, log=LOG, label="test",
+                          finish=engine.to_frames)
+    words = _run_stage(stage, frames, batch=4)
+    assert all(w.dtype == torch.uint16 and w.shape == (1, 32, 48, 3) for w in words)
+    assert all(torch.equal(w, engine.to_frames(f)) for w, f in zip(words, floats, strict=True))
+
+
 class TightMemory(torch.nn.Module):
     """TemporalFix that runs out of memory on inputs wider than `most_width` (as a GPU would on a big frame)."""
 
