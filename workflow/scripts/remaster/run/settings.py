@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,33 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
+class TemporalSettings:
+    """The temporal-stability stage after the model chain (docs/temporal.md); strength 0 turns it off."""
+
+    strength: float = float(default("temporal.strength"))  # TemporalFix's 0..3: a blend of its weights
+    weights: Path = Path(default("temporal.weights"))  # the bundled temporalfix_s{0..3}.safetensors
+
+    @property
+    def enabled(self) -> bool:
+        return self.strength > 0
+
+    @property
+    def context(self) -> int:
+        """Frames read beyond each side of a shard: TemporalFix sees 3 each side (models/temporalfix.py)."""
+        return 3 if self.enabled else 0
+
+    def files(self) -> list[str]:
+        """The weight files the stage reads at this strength (none when off)."""
+        if not self.enabled:
+            return []
+        strengths = sorted({math.floor(self.strength), math.ceil(self.strength)})
+        return [str(self.weights / f"temporalfix_s{n}.safetensors") for n in strengths]
+
+    def staleness_key(self) -> dict:
+        return {"strength": self.strength, "weights": str(self.weights)}
+
+
+@dataclass(frozen=True)
 class UpscaleSettings:
     """What decides the upscaled pixels (a change makes shards stale) and how to run (it does not)."""
 
@@ -73,13 +101,16 @@ class UpscaleSettings:
     queue_frames: int = 8
     compile: bool = default("compile")  # torch.compile the chain; speed only, like device and batch_size
     form: str = default("upscaled_form")  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)  # the stage after the chain
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards.
 
         Not `form`: a shard already stored in the other form holds the same model output (within the compact
         form's 50 dB), and switching the storage must not cost the GPU hours of every shard already done."""
-        return {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
+        key = {"models": [step.staleness_key() for step in self.models], "scale": self.scale}
+        # only when on: turning the stage on redoes every shard, leaving it off redoes none
+        return {**key, "temporal": self.temporal.staleness_key()} if self.temporal.enabled else key
 
 
 INTERPOLATION_SUFFIXES = {".pkl", ".pth", ".ckpt", ".safetensors"}
@@ -228,6 +259,8 @@ def from_config(config: dict) -> Settings:
             tile_overlap=int(config["tile_overlap"]),
             compile=bool(config["compile"]),
             form=str(config["upscaled_form"]),
+            temporal=TemporalSettings(strength=round(float(config["temporal"]["strength"]), 2),
+                                      weights=Path(config["temporal"]["weights"])),
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
