@@ -391,3 +391,75 @@ def test_a_device_error_mid_shard_is_one_line_and_keeps_no_file(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and message.startswith("shard 3:") and "on cpu failed: CUDA error" in message
     assert not (tmp_path / "out.mkv").exists()
+
+
+# --- inf/NaN from a half precision on real frames (issue 22) ------------------------------------------------
+
+
+def nan_at_half_precision_on_bright_frames(descriptor) -> None:
+    """Make a loaded spandrel model give NaN, at half precision only, on bright batches: an fp16 overflow
+    that the small proving frame did not show. Its fp32 weights (read again from its file) are clean."""
+    model = descriptor.model
+    original = model.forward
+
+    def forward(x):
+        out = original(x)
+        if x.dtype != torch.float32 and float(x.float().mean()) > 0.5:
+            out = out.clone()
+            out[:, :, ::3] = float("nan")
+        return out
+
+    model.forward = forward
+
+
+@pytest.mark.unit
+def test_nan_from_a_half_precision_batch_is_redone_at_fp32_and_logged(tmp_path, caplog):
+    path = make_compact(tmp_path / "c.safetensors")
+    chain = load_chain_steps([ModelStep(path, precision="fp16")], device="cpu", log=LOG, as_gpu=True)
+    reference = load_chain([path], device="cpu")
+    assert chain.runs[0].dtype == torch.float16
+    nan_at_half_precision_on_bright_frames(chain.steps[0])
+    torch.manual_seed(1)
+    batches = [torch.rand(2, 3, 24, 32) * 0.4 + 0.6 * (number % 2) for number in range(4)]  # dark, bright, ...
+    with caplog.at_level(logging.WARNING, logger=LOG.name), torch.inference_mode():
+        for frames in batches:
+            out = chain(frames)
+            assert out.dtype == torch.float32 and torch.isfinite(out).all()
+            # fp16, or the fp32 redo: never a black (NaN → 0) pixel
+            assert (out - reference(frames)).abs().max() < 0.01
+    assert chain.recovered == 2 and list(chain.fallbacks) == [1]
+    assert "gave inf or NaN at fp16" in caplog.text and "redoing it at fp32" in caplog.text
+
+
+@pytest.mark.unit
+def test_nan_at_fp32_is_a_one_line_error_not_black_frames(tmp_path):
+    path = make_compact(tmp_path / "c.safetensors")
+    chain = load_chain_steps([ModelStep(path)], device="cpu", log=LOG)
+    original = chain.steps[0].model.forward
+    chain.steps[0].model.forward = lambda x: original(x) * float("nan")
+    with pytest.raises(RemasterError, match=r"models\[1\] \(RealESRGAN Compact\) gives inf or NaN at fp32") as caught:
+        with torch.inference_mode():
+            chain(torch.rand(1, 3, 24, 32))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.unit
+def test_a_bf16_step_does_not_round_the_chains_output(tmp_path):
+    """bf16 first, a finer step after it: the chain hands the encoder float32, not the first step's bf16
+    (8 mantissa bits: 1/256 steps in [0.5, 1), the banding the 16-bit hand-off removes)."""
+    first = make_compact(tmp_path / "c.safetensors")
+    grade = contrast_model(tmp_path / "contrast.safetensors")
+    chain = load_chain_steps([ModelStep(first, precision="bf16"), ModelStep(grade, precision="fp32")], device="cpu",
+                             log=LOG, as_gpu=True)
+    assert [run.dtype for run in chain.runs] == [torch.bfloat16, torch.float32]
+    frames = (torch.arange(48 * 64, dtype=torch.uint8).reshape(1, 48, 64, 1) % 251).expand(1, 48, 64, 3).contiguous()
+    with torch.inference_mode():
+        out = chain(engine.to_model(frames, chain.dtype))
+        codes = engine.process(chain, frames, (96, 128), 0, 16).numpy().astype(np.int64)
+    assert out.dtype == torch.float32
+    bright = out[(out >= 0.5) & (out < 1)]
+    assert bright.numel() > 100
+    off_grid = ((bright * 256) - (bright * 256).round()).abs()
+    assert float(off_grid.max()) > 0.05  # values between bf16's 1/256 steps survive
+    levels = codes[codes >= 32768] / 65535 * 256  # the 16-bit codes sent to the encoder, in bf16 steps
+    assert np.abs(levels - levels.round()).max() > 0.05

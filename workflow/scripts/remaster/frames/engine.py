@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..models import fastpaths
 from ..models.claims import job_device
 from ..models.devices import Device, describe, is_out_of_memory
-from ..models.loading import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
+from ..models.loading import Chain, all_finite, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
@@ -199,7 +199,8 @@ class CompiledChain:
 
     def __init__(self, chain: Chain):
         self.chain = chain
-        self.forward = torch.compile(chain.__call__)
+        # the checks stay outside the compiled graph: a data-dependent branch would break it
+        self.forward = torch.compile(chain.forward)
 
     steps = property(lambda self: self.chain.steps)
     device = property(lambda self: self.chain.device)
@@ -208,7 +209,9 @@ class CompiledChain:
     min_size = property(lambda self: self.chain.min_size)
 
     def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
-        return self.forward(batch, tile=tile, overlap=overlap)
+        out = self.forward(batch, tile=tile, overlap=overlap)
+        # inf/NaN: the batch again through the plain chain, a failing half step at fp32 (Chain.recover)
+        return out if all_finite(out) else self.chain.recover(batch, tile, overlap)
 
 
 def chain_name(chain) -> str:
