@@ -463,3 +463,72 @@ def test_a_bf16_step_does_not_round_the_chains_output(tmp_path):
     assert float(off_grid.max()) > 0.05  # values between bf16's 1/256 steps survive
     levels = codes[codes >= 32768] / 65535 * 256  # the 16-bit codes sent to the encoder, in bf16 steps
     assert np.abs(levels - levels.round()).max() > 0.05
+
+
+# --- SwinIR's fast path at HD sizes and in batches (issue 22) ---------------------------------------------
+
+
+def tiny_swinir(heads: int = 6) -> torch.nn.Module:
+    """SwinIR with 4-pixel windows and 6 heads: windows × heads pass CUDA's 65,535 at 480×368, cheaply."""
+    from spandrel.architectures.SwinIR import SwinIR
+
+    torch.manual_seed(0)
+    return SwinIR(upscale=1, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[heads], mlp_ratio=1,
+                  upsampler="", resi_connection="1conv").eval()
+
+
+def record_attention(monkeypatch, layout=lambda out: out) -> list[tuple[int, int]]:
+    """Every SDPA call's (batch, heads) axes; `layout` may re-lay the output out as a CUDA kernel does."""
+    seen: list[tuple[int, int]] = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append(tuple(q.shape[:2]))
+        return layout(original(q, k, v, **kwargs))
+
+    monkeypatch.setattr(fastpaths.F, "scaled_dot_product_attention", spy)
+    return seen
+
+
+@pytest.mark.unit
+def test_swinir_attention_stays_within_the_cuda_grid_at_hd_sizes(monkeypatch):
+    """480×368 in 4-pixel windows is 11,040 windows: × 6 heads = 66,240, over CUDA's grid.y of 65,535
+    ("invalid configuration argument" on a GPU; 1280×960 does this to SwinIR-M). Calls are chunked."""
+    model = tiny_swinir()
+    fast = tiny_swinir()
+    fastpaths.patch_model(fast)
+    seen = record_attention(monkeypatch)
+    frames = torch.rand(1, 3, 368, 480)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(frames), model(frames), atol=1e-5, rtol=1e-4)
+    assert max(heads for _, heads in seen) <= fastpaths.GRID_MOST and max(batch for batch, _ in seen) <= fastpaths.GRID_MOST
+    assert sum(batch * heads for batch, heads in seen) == 11040 * 6 * 2  # both blocks, every window and head
+
+
+@pytest.mark.unit
+def test_swinir_attention_chunks_on_both_axes_and_gives_the_same(monkeypatch):
+    model = tiny_swinir(heads=2)
+    fast = tiny_swinir(heads=2)
+    fastpaths.patch_model(fast)
+    monkeypatch.setattr(fastpaths, "GRID_MOST", 7)  # frames × windows and windows × heads both over it
+    seen = record_attention(monkeypatch)
+    frames = torch.rand(3, 3, 20, 24)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(frames), model(frames), atol=1e-5, rtol=1e-4)
+    assert seen and all(batch <= 7 and heads <= 7 for batch, heads in seen)
+    assert all(heads % 2 == 0 for _, heads in seen)  # a call never splits one window's heads
+
+
+@pytest.mark.unit
+def test_swinir_runs_batches_when_attention_output_is_laid_out_transposed(monkeypatch, tmp_path):
+    """CUDA's SDPA kernels return (B, H, N, d) laid out as (B, N, H, d): `.view` then refused batches > 1 and
+    prove_batches marked SwinIR unbatched (frames one at a time)."""
+    record_attention(monkeypatch, layout=lambda out: out.transpose(1, 2).contiguous().transpose(1, 2))
+    path = save(tiny_swinir(), tmp_path / "swinir.safetensors")
+    chain = load_chain_steps([ModelStep(path)], device="cpu", log=LOG)
+    assert chain.runs[0].batched is True
+    frames = torch.rand(2, 3, 29, 37)
+    with torch.inference_mode():
+        together = chain(frames)
+        alone = torch.cat([chain(frame) for frame in frames.split(1)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
