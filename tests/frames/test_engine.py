@@ -227,3 +227,21 @@ def test_bench_smoke():
     last = result.stdout.strip().splitlines()[-2:]
     assert re.fullmatch(r"pipeline_vs_forward_only: \d+\.\d+", last[0]), last
     assert re.fullmatch(r"pipeline_vs_seed_loop: \d+\.\d+x", last[1]), last
+
+
+def test_a_decoder_that_floods_stderr_does_not_block_the_shard(shard, tmp_path, monkeypatch):
+    """1 MB of decoder warnings before the frames: a stderr pipe read only at exit fills at 64 KiB and blocks
+    ffmpeg, and with it the shard, forever."""
+    import threading
+
+    real = engine.decoder_command
+    flood = ("import os, sys; sys.stderr.write('warning: damaged macroblock\\n' * 40000); sys.stderr.flush(); "
+             "os.execvp(sys.argv[1], sys.argv[1:])")
+    monkeypatch.setattr(engine, "decoder_command",
+                        lambda *args, **kwargs: [sys.executable, "-c", flood, *real(*args, **kwargs)])
+    done = []
+    job = threading.Thread(target=lambda: done.append(upscale(shard, tmp_path / "out.mkv", settings(batch_size=2),
+                                                              FakeChain())), daemon=True)
+    job.start()
+    job.join(120)
+    assert done and done[0].frames == FRAMES

@@ -84,6 +84,7 @@ def test_auto_proves_what_a_gpu_would_run_and_falls_back_with_a_reason(tmp_path,
         chain = load_chain_steps([ModelStep(swin), ModelStep(fft)], device="cpu", log=LOG, as_gpu=True)
     # Swin2SR claims bf16 and, with the mask fixed, runs it; FFTformer claims bf16 but casts inside its FFT
     assert [run.dtype for run in chain.runs] == [torch.bfloat16, torch.float32]
+    assert [run.tf32 for run in chain.runs] == [False, True]  # an fp32 fallback keeps TF32's speed on a GPU
     assert "FFTformer does not run at bf16" in caplog.text and "using fp32" in caplog.text
     # the CPU itself runs fp32 on auto: its half precisions are emulated and slower
     assert models.candidate_dtypes(chain.steps[0], torch.device("cpu")) == [torch.float32]
@@ -532,3 +533,26 @@ def test_swinir_runs_batches_when_attention_output_is_laid_out_transposed(monkey
         together = chain(frames)
         alone = torch.cat([chain(frame) for frame in frames.split(1)])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.unit
+def test_events_the_reader_and_writer_wait_on_are_blocking():
+    """A thread waiting on a non-blocking CUDA event spins on a core; a blocking one sleeps."""
+    from types import SimpleNamespace
+
+    from remaster.models.devices import Device
+
+    made = []
+
+    class Event:
+        def __init__(self, **options):
+            made.append(options)
+
+        def record(self, stream):
+            pass
+
+    kit = Device(torch.device("cpu"))
+    kit.kind, kit.has_streams = "cuda", True
+    kit.backend = SimpleNamespace(Event=Event, current_stream=lambda device: "stream")
+    assert kit.record() is not None
+    assert made == [{"blocking": True}]

@@ -27,6 +27,7 @@ import os
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -493,6 +494,15 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
                         cut)
 
 
+def stderr_tail(file, most: int = 300) -> str:
+    """The last `most` characters of what a process wrote to `file` (a temporary file), for a one-line error."""
+    file.seek(0, os.SEEK_END)
+    file.seek(max(0, file.tell() - 4 * most))
+    text = file.read().decode(errors="replace").strip()
+    file.close()
+    return " ".join(text[-most:].split())
+
+
 def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
     """One line for a device error that no step could be blamed for (a CUDA error in a conversion)."""
     text = str(error).strip().splitlines()[0][:240] if str(error).strip() else type(error).__name__
@@ -551,11 +561,13 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     start = time.monotonic()
     # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
     coder_threads = 1 if on_cpu else None
+    # stderr to temporary files, not pipes read at exit: a stream of decode warnings would fill a pipe's
+    # 64 KiB and block ffmpeg (and so the whole shard) mid-file
+    decoder_log, encoder_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range, cut=cut),
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form), stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=decoder_log)
+    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form),
+                               stdin=subprocess.PIPE, stderr=encoder_log)
     errors: list = []
     read, written = [0], [0]
     slots = max(2, -(-settings.queue_frames // batch_size)) + 1
@@ -623,9 +635,11 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
         if not isinstance(errors[0], OSError) or (decoder_rc == 0 and encoder_rc == 0):
             raise errors[0]
     if decoder_rc != 0:
-        raise RemasterError(f"{in_path}: decoding failed: {decoder.stderr.read().decode(errors='replace').strip()[-300:]}")
+        raise RemasterError(f"{in_path}: decoding failed: {stderr_tail(decoder_log)}")
     if encoder_rc != 0:
-        raise RemasterError(f"{out_path}: encoding failed: {encoder.stderr.read().decode(errors='replace').strip()[-300:]}")
+        raise RemasterError(f"{out_path}: encoding failed: {stderr_tail(encoder_log)}")
+    decoder_log.close()
+    encoder_log.close()
     stored = media.count_packets(tmp)
     if not (read[0] == processed == written[0] == stored == expected_frames):
         tmp.unlink(missing_ok=True)
