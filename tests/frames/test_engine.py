@@ -245,3 +245,39 @@ def test_a_decoder_that_floods_stderr_does_not_block_the_shard(shard, tmp_path, 
     job.start()
     job.join(120)
     assert done and done[0].frames == FRAMES
+
+
+def test_compiled_kernels_are_kept_for_the_next_shard(shard, tmp_path):
+    """The second shard's job (a new process: dynamo's own caches empty) loads the first one's kernels from
+    the title's compile cache instead of compiling them again."""
+    from torch._dynamo.utils import counters
+
+    model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
+    cache = tmp_path / "upscale_shard" / "compile_cache"
+    config = settings(model, batch_size=4, compile=True)
+    torch._dynamo.reset()
+    counters.clear()
+    engine.upscale_file(shard, tmp_path / "a.mkv", expected_frames=FRAMES, fps="24", matrix="bt601", settings=config,
+                        label="a", log=LOG, threads=1, compile_cache_dir=cache)
+    assert counters["inductor"]["fxgraph_cache_miss"] >= 1 and any(cache.rglob("*.py"))
+    torch._dynamo.reset()  # what a new process starts with
+    counters.clear()
+    second = engine.upscale_file(shard, tmp_path / "b.mkv", expected_frames=FRAMES, fps="24", matrix="bt601",
+                                 settings=config, label="b", log=LOG, threads=1, compile_cache_dir=cache)
+    assert second.frames == FRAMES
+    assert counters["inductor"]["fxgraph_cache_hit"] >= 1 and counters["inductor"]["fxgraph_cache_miss"] == 0
+
+
+def test_a_missing_compiler_is_reported_as_such(shard, tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    torch._dynamo.reset()
+    with pytest.raises(RemasterError) as caught:  # an empty cache: nothing compiled to load instead
+        engine.upscale_file(shard, tmp_path / "out.mkv", expected_frames=FRAMES, fps="24", matrix="bt601",
+                            settings=settings(model, batch_size=2, compile=True), label="test", log=LOG, threads=1,
+                            compile_cache_dir=tmp_path / "empty cache")
+    message = str(caught.value)
+    assert "\n" not in message and "torch.compile cannot build kernels" in message and "compile: false" in message
+    assert "nvidia-smi" not in message

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -200,8 +201,9 @@ class CompiledChain:
 
     def __init__(self, chain: Chain):
         self.chain = chain
-        # the checks stay outside the compiled graph: a data-dependent branch would break it
-        self.forward = torch.compile(chain.forward)
+        # the checks stay outside the compiled graph: a data-dependent branch would break it; static shapes:
+        # one graph for the shard's one batch shape (the memory probe runs the plain chain, not this)
+        self.forward = torch.compile(chain.forward, dynamic=False)
 
     steps = property(lambda self: self.chain.steps)
     device = property(lambda self: self.chain.device)
@@ -213,6 +215,52 @@ class CompiledChain:
         out = self.forward(batch, tile=tile, overlap=overlap)
         # inf/NaN: the batch again through the plain chain, a failing half step at fp32 (Chain.recover)
         return out if all_finite(out) else self.chain.recover(batch, tile, overlap)
+
+
+# what torch.compile's errors say when the machine cannot build its kernels (no C++ compiler for the CPU's,
+# no Triton or no CUDA compiler for the GPU's)
+_NO_COMPILER = ("InvalidCxxCompiler", "No working C++ compiler", "Cannot find a working triton", "CppCompileError",
+                "ptxas", "No module named 'triton'", "Python.h: No such file")
+
+
+def compiler_missing(error: BaseException) -> str | None:
+    """The one-line reason when `error` is torch.compile failing to build kernels on this machine, else None."""
+    text = f"{type(error).__name__}: {error}"
+    if not any(mark in text for mark in _NO_COMPILER):
+        return None
+    first = next((line.strip() for line in str(error).splitlines() if any(m in line for m in _NO_COMPILER)),
+                 text.splitlines()[0])
+    return " ".join(first.split())[:200]
+
+
+def _user_compile_cache() -> str | None:
+    """$TORCHINDUCTOR_CACHE_DIR as the user set it (Inductor writes its own default there once it runs)."""
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # a torch without this layout: any value counts as the user's
+        return value
+    return value if value and os.path.abspath(value) != os.path.abspath(default_cache_dir()) else None
+
+
+@contextmanager
+def compile_cache(folder: Path | None):
+    """torch.compile's kernels (Inductor's FX graph cache, Triton's binaries) kept in `folder`, so the next
+    shard's job, a new process, loads them instead of compiling again (Inductor's default, a folder in /tmp,
+    is private to one node, often to one cluster job). A $TORCHINDUCTOR_CACHE_DIR of the user's wins."""
+    if folder is None or _user_compile_cache():
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(folder).absolute())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
 
 
 def chain_name(chain) -> str:
@@ -472,17 +520,25 @@ def check_disk_space(out_path: Path, pixels: int, label: str) -> None:
 
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
-                 chain=None, in_range: str = "tv", cut: dict | None = None) -> ShardResult:
+                 chain=None, in_range: str = "tv", cut: dict | None = None,
+                 compile_cache_dir: Path | None = None) -> ShardResult:
     """Upscale every frame of `in_path` (or, with `cut`, one shard's frames of it: `shards.plan_cut`) into
     `out_path` (written under a temporary name, renamed when whole).
 
     `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`; without
     one, the job claims a GPU of its own (device: auto on a machine with several) for its lifetime.
     Raises RemasterError, leaving no file at `out_path`, if any frame is missing or extra, or with one line
-    naming the model, step, device and what to change if a step fails.
+    naming the model, step, device and what to change if a step fails. With `compile`, the compiled kernels
+    are kept in `compile_cache_dir` (the shards of a title share it: results/<disc>/upscale_shard/compile_cache).
     """
     if threads > 0:
         torch.set_num_threads(threads)
+    with compile_cache(compile_cache_dir if settings.compile else None):
+        return _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range,
+                             cut)
+
+
+def _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut):
     if chain is not None:
         return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut)
     with job_device(settings.device, log) as device:
@@ -504,7 +560,12 @@ def stderr_tail(file, most: int = 300) -> str:
 
 
 def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
-    """One line for a device error that no step could be blamed for (a CUDA error in a conversion)."""
+    """One line for a device error that no step could be blamed for (a CUDA error in a conversion), or for
+    torch.compile finding no compiler on this machine."""
+    missing = compiler_missing(error)
+    if missing is not None:
+        return RemasterError(f"{label}: compile: true, but torch.compile cannot build kernels on this machine "
+                             f"({missing}); install a C++ compiler (and Triton for a GPU) or set compile: false")
     text = str(error).strip().splitlines()[0][:240] if str(error).strip() else type(error).__name__
     return RemasterError(f"{label}: {chain_name(chain)} on {describe(chain.device)} failed: {text}; "
                          "check the device (nvidia-smi) and run again, or use device: cpu")
@@ -537,7 +598,9 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
             if on_cpu:
                 batch_size, tile = settings.batch_size or default_batch(chain), settings.tile
             else:
-                batch_size, tile = plan_memory(chain, (height, width), (out_h, out_w), settings, log)
+                # the plain chain measures memory: the compiled one would compile at batch 1, then again at N
+                batch_size, tile = plan_memory(getattr(chain, "chain", chain), (height, width), (out_h, out_w),
+                                               settings, log)
             batch_size = max(1, min(batch_size, expected_frames or 1))
             static = getattr(chain, "compiled", False)
             if static:
