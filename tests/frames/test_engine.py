@@ -281,3 +281,31 @@ def test_a_missing_compiler_is_reported_as_such(shard, tmp_path, monkeypatch):
     message = str(caught.value)
     assert "\n" not in message and "torch.compile cannot build kernels" in message and "compile: false" in message
     assert "nvidia-smi" not in message
+
+
+@pytest.mark.unit
+def test_the_writers_yuv_is_bt709_limited_range_to_the_code(tmp_path):
+    """The conversion on the device gives BT.709's limited-range codes exactly (white 940, red's Cr 960),
+    and ffmpeg's swscale's (which the writer ran before) from rgb48 to within 5 codes: the same chroma
+    siting; swscale puts white at 943, a scaling error."""
+    from remaster.frames.yuv import frame_words, rgb_to_yuv420p10, yuv420p10_to_rgb
+
+    grey = torch.tensor([0.0, 0.25, 0.5, 0.7, 1.0]).view(5, 1, 1, 1).expand(5, 3, 2, 2)
+    codes = rgb_to_yuv420p10(grey).numpy().astype(np.int64)
+    assert codes[:, 0].tolist() == [64, 283, 502, 677, 940] and (codes[:, 4:] == 512).all()
+    red = rgb_to_yuv420p10(torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)).numpy()[0].tolist()
+    assert red == [250] * 4 + [409, 960]
+
+    torch.manual_seed(0)
+    smooth = F.interpolate(torch.rand(2, 3, 6, 8), size=(48, 64), mode="bilinear", align_corners=False)
+    ours = rgb_to_yuv420p10(smooth).numpy().astype(np.int64)
+    assert ours.shape == (2, frame_words(64, 48))
+    rgb48 = (smooth * 65535).round().permute(0, 2, 3, 1).numpy().astype("<u2").tobytes()
+    theirs = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", "64x48",
+                             "-i", "pipe:0", "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd"
+                             "+full_chroma_int,format=yuv420p10le", "-f", "rawvideo", "pipe:1"],
+                            input=rgb48, capture_output=True, check=True).stdout
+    theirs = np.frombuffer(theirs, "<u2").reshape(2, -1).astype(np.int64)
+    assert np.abs(ours - theirs).max() <= 5 and np.abs(ours - theirs).mean() < 1.5
+    back = yuv420p10_to_rgb(torch.from_numpy(ours.astype(np.uint16)), 64, 48)
+    assert (back - smooth).abs().mean() < 0.03  # 4:2:0 keeps a quarter of the chroma

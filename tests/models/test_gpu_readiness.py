@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from remaster.frames import engine
+from remaster.frames.yuv import rgb_to_yuv420p10
 from remaster.models import fastpaths
 from remaster.models import loading as models
 from remaster.models.loading import check_chain, load_chain, load_chain_steps
@@ -347,10 +348,10 @@ def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
     chain = load_chain([model], device="cpu")
     with torch.inference_mode():
         ideal = engine.run_chain(chain, engine.to_model(frames, torch.float32), (8, 128), 0, 16).clamp(0, 1)
-    rounded = (ideal * 255).round() * 257  # 8-bit levels, written as 16-bit
+    rounded = (ideal * 255).round() / 255  # 8-bit levels
     eight = tmp_path / "eight.mkv"
     subprocess.run(engine.encoder_command(eight, 128, 8, "24", form=settings.form), check=True,
-                   input=rounded.permute(0, 2, 3, 1).numpy().astype("<u2").tobytes())
+                   input=rgb_to_yuv420p10(rounded).numpy().astype("<u2").tobytes())
     ideal_y = 64 + 876 * ideal.mean(dim=1).numpy().astype(np.float64)  # grey: R = G = B
     inner = (slice(None), slice(None), slice(None))
     rms16 = residual_rms(luma10(out)[inner], ideal_y[inner])

@@ -5,12 +5,13 @@ Three threads and two ffmpeg processes run at once, so the model never waits on 
 - the reader thread reads raw RGB frames from an ffmpeg decoder straight into a small pool of batch-sized
   host buffers (pinned on a GPU, so the host→GPU copy is asynchronous);
 - the main thread copies a batch to the device as uint8, converts it there, runs the model chain, converts
-  the float result to 16-bit there, and queues the copy back to pinned host memory on a separate stream
+  the float result to the shard's 10-bit 4:2:0 YUV there (`yuv.py`), and queues the copy back to pinned host memory on a separate stream
   of the job's own device, recording an event on that stream instead of waiting for it;
 - the writer thread waits for that event and writes the buffer to an ffmpeg encoder without copying it.
 
-The model's float output reaches the shard's 10-bit encode as 16-bit RGB (rgb48le): no 8-bit rounding in
-between, so smooth gradients the model makes keep their in-between levels (docs/benchmarks.md measures it).
+The model's float output becomes the shard's 10-bit codes in one step, on the device: no 8-bit rounding in
+between, so smooth gradients the model makes keep their in-between levels (docs/benchmarks.md measures it),
+half rgb48's bytes through the pipe, and no swscale in the writer.
 
 `Runner` is the one run path for a loaded chain: batch size and tile (from the config, or on a GPU from
 free memory measured with a one-frame probe), and out-of-memory recovery — the batch, then the tile,
@@ -48,11 +49,12 @@ from ..run.files import partial_path
 from ..run.records import ShardResult
 from ..run.settings import UpscaleSettings
 from .shards import cut_input_args
+from .yuv import frame_words, rgb_to_yuv420p10
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
 MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
-OUTPUT_MAX = 65535  # frames leave the model as 16-bit RGB (rgb48le) for the 10-bit encode
+OUTPUT_MAX = 65535  # 16-bit RGB frames (`to_frames`: the memory probe and tests)
 
 
 class Progress:
@@ -117,7 +119,7 @@ def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_r
 #   to the lossless form (tests/test_engine.py measures it on a real model's output; docs/benchmarks.md);
 #   x264's output depends on its thread count, so it runs on a fixed count (the same shard on a laptop, a
 #   cluster node or a rerun is the same file).
-# - "lossless": FFV1 10-bit 4:2:0, every bit the model gave (after the 16-bit → 10-bit step).
+# - "lossless": FFV1 10-bit 4:2:0, every 10-bit code the conversion on the device gave.
 UPSCALED_FORMS = ("compact", "lossless")
 COMPACT_THREADS = 4  # the upscale_shard rule's threads
 COMPACT = ("-c:v", "libx264", "-preset", "superfast", "-crf", "4", "-x264-params", "log-level=error")
@@ -125,21 +127,31 @@ COMPACT = ("-c:v", "libx264", "-preset", "superfast", "-crf", "4", "-x264-params
 
 def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None, *,
                     form: str) -> list[str]:
-    """ffmpeg storing raw 16-bit RGB frames (rgb48le) as 10-bit 4:2:0 BT.709 in Matroska, in `form`."""
+    """ffmpeg storing raw 10-bit 4:2:0 BT.709 frames (yuv420p10le, converted on the model's device by
+    `yuv.rgb_to_yuv420p10`) in Matroska, in `form`; no conversion in ffmpeg."""
     if form not in UPSCALED_FORMS:
         raise RemasterError(f"upscaled_form: {form!r} is not one of {', '.join(UPSCALED_FORMS)}")
-    convert = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p10le"
     if form == "compact":
         codec, coder_threads = [*COMPACT, "-threads", str(threads or COMPACT_THREADS)], []
     else:
-        codec, coder_threads = ffv1_args(16), _threads(threads, position="output")
+        codec, coder_threads = ffv1_args(16), _threads(threads or writer_threads(), position="output")
     return media.ffmpeg_args(
-        *_threads(threads, position="global"),
-        "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        "-vf", convert, *codec, "-pix_fmt", "yuv420p10le",
+        # the tags describe the input: as output options FFmpeg >= 7 would convert untagged frames to them
+        "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps,
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-        *coder_threads, "-f", "matroska", str(path),
+        "-i", "pipe:0",
+        *codec, "-pix_fmt", "yuv420p10le", *coder_threads, "-f", "matroska", str(path),
     )
+
+
+def writer_threads(jobs_per_device: int = 1) -> int:
+    """Threads for a lossless shard writer: this job's share of the cores it may run on (FFV1 encodes its
+    16 slices in parallel), leaving one core to the decoder and the model's feeding threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores // max(1, jobs_per_device) - 1))
 
 
 def to_model(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -180,6 +192,11 @@ def process(chain, frames: torch.Tensor, size: tuple[int, int], tile: int, overl
 def host_to_model(frames: np.ndarray) -> torch.Tensor:
     """uint8 NHWC frames → float32 NCHW channels-last in [0, 1] (what `to_model` gives, in numpy)."""
     return torch.from_numpy(np.divide(frames, np.float32(255), dtype=np.float32)).permute(0, 3, 1, 2)
+
+
+def host_to_yuv(result: torch.Tensor) -> np.ndarray:
+    """CPU NCHW float in [0, 1] → yuv420p10le words, the same values `rgb_to_yuv420p10` gives on a device."""
+    return rgb_to_yuv420p10(result).numpy()
 
 
 def host_to_frames(result: torch.Tensor) -> np.ndarray:
@@ -401,6 +418,23 @@ def plan_memory(chain, shape: tuple[int, int], size: tuple[int, int], settings: 
     return batch, tile
 
 
+PIPE_BYTES = 1 << 20  # Linux's default pipe is 64 KiB: one HD frame takes dozens of wake-ups to cross it
+
+
+def widen_pipe(stream, size: int = PIPE_BYTES) -> int:
+    """Grow a pipe to `size` bytes (F_SETPIPE_SZ); the size it has, unchanged where the system refuses."""
+    import fcntl
+
+    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", 1031), getattr(fcntl, "F_GETPIPE_SZ", 1032)
+    try:
+        return fcntl.fcntl(stream.fileno(), set_size, size)
+    except OSError:  # above /proc/sys/fs/pipe-max-size for an unprivileged user
+        try:
+            return fcntl.fcntl(stream.fileno(), get_size)
+        except OSError:
+            return 0
+
+
 def _read_into(stream, view: memoryview) -> int:
     got = 0
     while got < len(view):
@@ -449,7 +483,7 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
             if not failed:
                 if ready is not None:
                     ready.synchronize()  # the GPU→host copy into this pinned buffer has landed
-                data = frames[:count].numpy() if frames.dtype == torch.uint16 else host_to_frames(frames[:count])
+                data = frames[:count].numpy() if frames.dtype == torch.uint16 else host_to_yuv(frames[:count])
                 proc.stdin.write(memoryview(data).cast("B"))
                 written[0] += count
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
@@ -466,8 +500,8 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
 
 class _Sender:
     """Hands the runner's results to the writer: on the CPU as float (the writer converts them), on a
-    device with streams as 16-bit frames copied into pinned buffers on a copy stream of that device, on
-    one without (MPS) as 16-bit frames copied to the host at once."""
+    device with streams as yuv420p10le frames copied into pinned buffers on a copy stream of that device,
+    on one without (MPS) as yuv420p10le frames copied to the host at once."""
 
     def __init__(self, kit: Device, shape: tuple[int, ...], slots: int, outbox: queue.Queue):
         self.kit, self.outbox = kit, outbox
@@ -478,7 +512,7 @@ class _Sender:
                 self.pool.put(torch.empty(shape, dtype=torch.uint16, pin_memory=True))
 
     def send(self, frames: torch.Tensor, count: int) -> None:
-        """`frames`: the runner's output (float on the CPU, 16-bit NHWC on a device)."""
+        """`frames`: the runner's output (float on the CPU, (N, words) yuv420p10le on a device)."""
         if self.kit.kind == "cpu":
             self.outbox.put((frames, count, None, None))
             return
@@ -631,6 +665,8 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
                                stdout=subprocess.PIPE, stderr=decoder_log)
     encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form),
                                stdin=subprocess.PIPE, stderr=encoder_log)
+    widen_pipe(decoder.stdout)
+    widen_pipe(encoder.stdin)
     errors: list = []
     read, written = [0], [0]
     slots = max(2, -(-settings.queue_frames // batch_size)) + 1
@@ -639,7 +675,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
         free.put((torch.empty((batch_size, height, width, 3), dtype=torch.uint8, pin_memory=kit.pinned), None))
     inbox: queue.Queue = queue.Queue(maxsize=slots)
     outbox: queue.Queue = queue.Queue(maxsize=slots)
-    sender = _Sender(kit, (batch_size, out_h, out_w, 3), slots, outbox)
+    sender = _Sender(kit, (batch_size, frame_words(out_w, out_h)), slots, outbox)
     reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, free, inbox, errors, read, on_cpu),
                               daemon=True)
     writer = threading.Thread(target=_writer, args=(encoder, outbox, errors, written), daemon=True)
@@ -647,7 +683,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     writer.start()
 
     runner = Runner(chain, (out_h, out_w), batch_size=batch_size, tile=tile, overlap=settings.tile_overlap, log=log,
-                    label=f"{label}: {in_path}", finish=None if on_cpu else to_frames,
+                    label=f"{label}: {in_path}", finish=None if on_cpu else rgb_to_yuv420p10,
                     pad_to_batch=getattr(chain, "compiled", False))
     progress = Progress(label, expected_frames, log)
     processed = 0
