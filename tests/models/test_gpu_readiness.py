@@ -557,3 +557,37 @@ def test_events_the_reader_and_writer_wait_on_are_blocking():
     kit.backend = SimpleNamespace(Event=Event, current_stream=lambda device: "stream")
     assert kit.record() is not None
     assert made == [{"blocking": True}]
+
+
+# --- several jobs per GPU (issue 22) -------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_gpu_jobs_per_device_lets_n_jobs_claim_each_gpu_spread_first(tmp_path):
+    from remaster.models import claims
+
+    keys = ["cuda-GPU-a", "cuda-GPU-b"]
+    held = [claims.claim(keys, tmp_path, wait=0, per_device=2) for _ in range(4)]
+    try:
+        assert [claim.index for claim in held] == [0, 1, 0, 1]  # both GPUs busy before either is shared
+        with pytest.raises(RemasterError, match=r"2 job\(s\) each.*--resources gpu=4 or fewer"):
+            claims.claim(keys, tmp_path, wait=0, per_device=2)
+        held.pop(2).release()
+        assert claims.claim(keys, tmp_path, wait=0, per_device=2).index == 0
+    finally:
+        for claim in held:
+            claim.release()
+    one = claims.claim(keys, tmp_path / "one", wait=0)
+    assert one.path.name == "cuda-GPU-a.lock"  # the default, one job per GPU, keeps its lock names
+
+
+@pytest.mark.unit
+def test_gpu_jobs_per_device_is_a_run_wide_key():
+    from remaster.run.settings import from_config
+    from remaster.run.sheet import RUN_KEYS
+
+    base = {"source": "disc.vob", "output": "out.mkv", "models": ["m.safetensors"]}
+    assert "gpu_jobs_per_device" in RUN_KEYS  # not a sheet column: jobs on one GPU belong to the run
+    assert from_config(base).upscale.jobs_per_device == 1
+    settings = from_config({**base, "gpu_jobs_per_device": 3})
+    assert settings.upscale.jobs_per_device == 3 and settings.interpolate.jobs_per_device == 3

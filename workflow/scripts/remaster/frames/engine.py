@@ -575,7 +575,7 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
 def _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut):
     if chain is not None:
         return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut)
-    with job_device(settings.device, log) as device:
+    with job_device(settings.device, log, settings.jobs_per_device) as device:
         Device(device).activate()
         # the steps themselves, so each step's own precision/tile options reach the loader
         loaded = load_chain_steps(list(settings.models), device=device, precision=settings.precision,
@@ -663,6 +663,8 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     decoder_log, encoder_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range, cut=cut),
                                stdout=subprocess.PIPE, stderr=decoder_log)
+    if not on_cpu and settings.form == "lossless":  # this job's share of the cores, beside the others on its GPU
+        coder_threads = writer_threads(settings.jobs_per_device)
     encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form),
                                stdin=subprocess.PIPE, stderr=encoder_log)
     widen_pipe(decoder.stdout)

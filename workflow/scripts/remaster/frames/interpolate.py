@@ -331,7 +331,7 @@ def interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, e
 
     from ..models.claims import job_device
 
-    with job_device(settings.device, log) as device:
+    with job_device(settings.device, log, settings.jobs_per_device) as device:
         return _interpolate_file(in_path, out_path, following=following, expected_frames=expected_frames, fps=fps,
                                  settings=replace(settings, device=str(device)), label=label, log=log,
                                  threads=threads, model=model)

@@ -54,6 +54,7 @@ class UpscaleSettings:
     queue_frames: int = 8
     compile: bool = False  # torch.compile the chain; speed only, like device and batch_size
     form: str = "compact"  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
+    jobs_per_device: int = 1  # gpu_jobs_per_device: GPU jobs that may share one GPU (run-wide; speed only)
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards.
@@ -79,6 +80,7 @@ class InterpolateSettings:
     device: str = "auto"
     precision: str = "auto"
     batch_size: int | None = None
+    jobs_per_device: int = 1  # gpu_jobs_per_device (run-wide)
 
     @property
     def enabled(self) -> bool:
@@ -225,6 +227,7 @@ def from_config(config: dict) -> Settings:
             tile_overlap=int(config["tile_overlap"]),
             compile=bool(config["compile"]),
             form=str(config["upscaled_form"]),
+            jobs_per_device=int(config["gpu_jobs_per_device"]),
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
@@ -247,6 +250,7 @@ def interpolate_settings(config: dict) -> InterpolateSettings:
         raise RemasterError(f"interpolate.model: {model}: not a weights file remaster loads (.pkl, .pth, .ckpt, "
                             ".safetensors); TorchScript files run code when loaded and are refused")
     return InterpolateSettings(
+        jobs_per_device=int(config["gpu_jobs_per_device"]),
         factor=factor,
         model=Path(model) if model else None,
         scene_threshold=float(options["scene_threshold"]),

@@ -24,7 +24,8 @@ from .errors import RemasterError
 from .settings import Settings, from_config
 
 # keys that belong to the whole run, never to one disc of it
-RUN_KEYS = frozenset({"discs", "train", "shard_frames", "keep_upscaled", "min_title_seconds"})
+RUN_KEYS = frozenset({"discs", "train", "shard_frames", "keep_upscaled", "min_title_seconds",
+                      "gpu_jobs_per_device"})
 
 
 @dataclass(frozen=True)
