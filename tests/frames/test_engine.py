@@ -309,3 +309,13 @@ def test_the_writers_yuv_is_bt709_limited_range_to_the_code(tmp_path):
     assert np.abs(ours - theirs).max() <= 5 and np.abs(ours - theirs).mean() < 1.5
     back = yuv420p10_to_rgb(torch.from_numpy(ours.astype(np.uint16)), 64, 48)
     assert (back - smooth).abs().mean() < 0.03  # 4:2:0 keeps a quarter of the chroma
+
+
+@pytest.mark.unit
+def test_the_cpu_jobs_numpy_yuv_is_the_devices():
+    from remaster.frames.yuv import host_rgb_to_yuv420p10, rgb_to_yuv420p10
+
+    torch.manual_seed(2)
+    rgb = (torch.rand(3, 3, 24, 32) * 1.2 - 0.1).contiguous(memory_format=torch.channels_last)  # beyond [0, 1] too
+    difference = np.abs(host_rgb_to_yuv420p10(rgb.numpy()).astype(int) - rgb_to_yuv420p10(rgb).numpy().astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.001

@@ -49,7 +49,7 @@ from ..run.files import partial_path
 from ..run.records import ShardResult
 from ..run.settings import UpscaleSettings
 from .shards import cut_input_args
-from .yuv import frame_words, rgb_to_yuv420p10
+from .yuv import frame_words, host_rgb_to_yuv420p10, rgb_to_yuv420p10
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
@@ -195,8 +195,9 @@ def host_to_model(frames: np.ndarray) -> torch.Tensor:
 
 
 def host_to_yuv(result: torch.Tensor) -> np.ndarray:
-    """CPU NCHW float in [0, 1] → yuv420p10le words, the same values `rgb_to_yuv420p10` gives on a device."""
-    return rgb_to_yuv420p10(result).numpy()
+    """CPU NCHW float in [0, 1] → yuv420p10le words, the values `rgb_to_yuv420p10` gives on a device (numpy,
+    single-threaded: torch's parallel regions here would stall on the cores the model holds)."""
+    return host_rgb_to_yuv420p10(result.float().numpy())
 
 
 def host_to_frames(result: torch.Tensor) -> np.ndarray:
