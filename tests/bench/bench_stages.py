@@ -2,13 +2,16 @@
 pass if the model were free.
 
 - decode: the shard decoder (`engine.decoder_command`, FFV1 source → rgb24) into a pipe that is read;
-- colour: float RGB → the writer's yuv420p10le, on `--device` with `yuv.rgb_to_yuv420p10` (what the job
-  runs), and ffmpeg's swscale from rgb48le (what the writer ran before issue 22);
+- colour: float RGB → the writer's yuv420p10le, on `--device` with `yuv.rgb_to_yuv420p10` (what a GPU job
+  runs), in numpy (what a CPU job's writer thread runs), and ffmpeg's swscale from rgb48le (what the
+  writer ran before issue 22);
 - pipe: frames of the output size through an OS pipe to a reader that discards them, as yuv420p10le and as
   rgb48le, with Linux's default 64 KiB pipe and with the job's 1 MiB (`engine.widen_pipe`);
 - writer: `engine.encoder_command` for each upscaled form fed yuv420p10le frames (threads as the job gives).
 
-Prints `stage_fps: <stage> <fps>` per stage, then `ceiling: <slowest stage of the job as it runs> <fps>`.
+Prints `stage_fps: <stage> <fps>` per stage, then `ceiling_<form>: <slowest stage of the job as it runs> <fps>`
+per upscaled form. Before issue 22 the writer was swscale and the encoder in one ffmpeg: its ceiling was
+about 1 / (1 / colour_swscale_rgb48 + 1 / writer_<form>).
 
     .venv/bin/python tests/bench/bench_stages.py --size 720x480 --scale 2 --frames 48
 """
@@ -30,7 +33,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from remaster.frames import engine  # noqa: E402
-from remaster.frames.yuv import rgb_to_yuv420p10  # noqa: E402
+from remaster.frames.yuv import host_rgb_to_yuv420p10, rgb_to_yuv420p10  # noqa: E402
 from remaster.models.devices import Device, resolve  # noqa: E402
 from remaster.run import media  # noqa: E402
 
@@ -128,6 +131,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                  for frame in upscaled]
 
         report(f"colour_torch_{device.type}", colour_on_device(out_w, out_h, args.frames, 4, device))
+        host = upscaled[:4].numpy()
+        start = time.perf_counter()
+        host_rgb_to_yuv420p10(host)
+        report("colour_numpy_cpu", len(host) / (time.perf_counter() - start))  # what the CPU job's writer runs
         swscale = media.ffmpeg_args("-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{out_w}x{out_h}", "-i", "pipe:0",
                                     "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+"
                                     "full_chroma_int,format=yuv420p10le", "-f", "null", "-")
@@ -144,7 +151,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             command = engine.encoder_command(folder / f"{form}.mkv", out_w, out_h, "24000/1001", form=form)
             report(f"writer_{form}", args.frames / timed_write(command, yuv, args.frames, widen=True))
             (folder / f"{form}.mkv").unlink(missing_ok=True)
-    job = {stage: results[stage] for stage in ("decode", f"colour_torch_{device.type}", "pipe_yuv420p10_1m")}
+    # the conversion a job runs: torch on its GPU, numpy in a CPU job's writer thread
+    colour = "colour_numpy_cpu" if device.type == "cpu" else f"colour_torch_{device.type}"
+    job = {stage: results[stage] for stage in ("decode", colour, "pipe_yuv420p10_1m")}
     for form in engine.UPSCALED_FORMS:
         stages = {**job, f"writer_{form}": results[f"writer_{form}"]}
         slowest = min(stages, key=stages.get)
