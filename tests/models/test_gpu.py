@@ -46,11 +46,11 @@ def shard(tmp_path_factory) -> Path:
 @pytest.fixture
 def no_tf32():
     """fp32 on the GPU as on the CPU (TF32 rounds convolutions and matmuls to ~10 mantissa bits)."""
-    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
-    before = conv.fp32_precision, matmul.fp32_precision
-    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    # the legacy flags, as the engine sets them (torch 2.14 refuses to read them once the new API was used)
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
-    conv.fp32_precision, matmul.fp32_precision = before
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def decoded10(path: Path) -> np.ndarray:

@@ -591,3 +591,15 @@ def test_gpu_jobs_per_device_is_a_run_wide_key():
     assert from_config(base).upscale.jobs_per_device == 1
     settings = from_config({**base, "gpu_jobs_per_device": 3})
     assert settings.upscale.jobs_per_device == 3 and settings.interpolate.jobs_per_device == 3
+
+
+@pytest.mark.unit
+def test_tf32_for_an_fp32_fallback_is_set_and_restored_readably():
+    from remaster.models.loading import tf32_matmuls
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    with tf32_matmuls(torch.device("cuda", 0), True):
+        assert torch.backends.cuda.matmul.allow_tf32 is True  # readable inside: library code reads this flag
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    with tf32_matmuls(torch.device("cpu"), True):
+        assert torch.backends.cuda.matmul.allow_tf32 == before  # the CPU has no TF32

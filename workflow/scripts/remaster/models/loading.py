@@ -171,16 +171,17 @@ class StepRun:
 @contextmanager
 def tf32_matmuls(device: torch.device, allowed: bool):
     """TF32 for fp32 matmuls on a CUDA device while the block runs (convolutions already use it by default)."""
-    if not allowed or device.type != "cuda":
+    if not allowed or device.type != "cuda" or torch.compiler.is_compiling():  # a traced graph keeps the global
         yield
         return
+    # the legacy flag: reading it (as library code does) raises in torch 2.14 once the new API set tf32
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
-    matmul.fp32_precision = "tf32"
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = True
     try:
         yield
     finally:
-        matmul.fp32_precision = before
+        matmul.allow_tf32 = before
 
 
 def run_step(step: ImageModelDescriptor, batch: torch.Tensor, batched: bool = True) -> torch.Tensor:
