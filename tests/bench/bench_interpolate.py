@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--seconds", type=float, default=10, help="time the model alone for at most this long")
     args = parser.parse_args()
     width, height = map(int, args.size.split("x"))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -58,12 +59,13 @@ def main() -> None:
                                               label="bench", log=log)
         model = interpolate.Interpolator(settings)
         a = torch.rand(model.batch_size, 3, height, width, device=model.device, dtype=model.dtype)
+        model.model.eval()
         with torch.inference_mode():
             model.model(a, a, torch.full((len(a),), 0.5, device=model.device), model.scale)  # warm-up
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
             start, pairs = time.monotonic(), 0
-            while time.monotonic() - start < 10 and pairs < 200:
+            while time.monotonic() - start < args.seconds and pairs < 200:
                 model.model(a, a, torch.full((len(a),), 0.5, device=model.device), model.scale)
                 pairs += len(a)
             if model.device.type == "cuda":

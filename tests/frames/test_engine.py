@@ -232,3 +232,95 @@ def test_bench_smoke():
     last = result.stdout.strip().splitlines()[-2:]
     assert re.fullmatch(r"pipeline_vs_forward_only: \d+\.\d+", last[0]), last
     assert re.fullmatch(r"pipeline_vs_seed_loop: \d+\.\d+x", last[1]), last
+
+
+def test_a_decoder_that_floods_stderr_does_not_block_the_shard(shard, tmp_path, monkeypatch):
+    """1 MB of decoder warnings before the frames: a stderr pipe read only at exit fills at 64 KiB and blocks
+    ffmpeg, and with it the shard, forever."""
+    import threading
+
+    real = engine.decoder_command
+    flood = ("import os, sys; sys.stderr.write('warning: damaged macroblock\\n' * 40000); sys.stderr.flush(); "
+             "os.execvp(sys.argv[1], sys.argv[1:])")
+    monkeypatch.setattr(engine, "decoder_command",
+                        lambda *args, **kwargs: [sys.executable, "-c", flood, *real(*args, **kwargs)])
+    done = []
+    job = threading.Thread(target=lambda: done.append(upscale(shard, tmp_path / "out.mkv", settings(batch_size=2),
+                                                              FakeChain())), daemon=True)
+    job.start()
+    job.join(120)
+    assert done and done[0].frames == FRAMES
+
+
+def test_compiled_kernels_are_kept_for_the_next_shard(shard, tmp_path):
+    """The second shard's job (a new process: dynamo's own caches empty) loads the first one's kernels from
+    the title's compile cache instead of compiling them again."""
+    from torch._dynamo.utils import counters
+
+    model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
+    cache = tmp_path / "upscale_shard" / "compile_cache"
+    config = settings(model, batch_size=4, compile=True)
+    torch._dynamo.reset()
+    counters.clear()
+    engine.upscale_file(shard, tmp_path / "a.mkv", expected_frames=FRAMES, fps="24", matrix="bt601", settings=config,
+                        label="a", log=LOG, threads=1, compile_cache_dir=cache)
+    assert counters["inductor"]["fxgraph_cache_miss"] >= 1 and any(cache.rglob("*.py"))
+    torch._dynamo.reset()  # what a new process starts with
+    counters.clear()
+    second = engine.upscale_file(shard, tmp_path / "b.mkv", expected_frames=FRAMES, fps="24", matrix="bt601",
+                                 settings=config, label="b", log=LOG, threads=1, compile_cache_dir=cache)
+    assert second.frames == FRAMES
+    assert counters["inductor"]["fxgraph_cache_hit"] >= 1 and counters["inductor"]["fxgraph_cache_miss"] == 0
+
+
+def test_a_missing_compiler_is_reported_as_such(shard, tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    model = make_compact(tmp_path / "compact.safetensors", num_feat=8, num_conv=2)
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    torch._dynamo.reset()
+    with pytest.raises(RemasterError) as caught:  # an empty cache: nothing compiled to load instead
+        engine.upscale_file(shard, tmp_path / "out.mkv", expected_frames=FRAMES, fps="24", matrix="bt601",
+                            settings=settings(model, batch_size=2, compile=True), label="test", log=LOG, threads=1,
+                            compile_cache_dir=tmp_path / "empty cache")
+    message = str(caught.value)
+    assert "\n" not in message and "torch.compile cannot build kernels" in message and "compile: false" in message
+    assert "nvidia-smi" not in message
+
+
+@pytest.mark.unit
+def test_the_writers_yuv_is_bt709_limited_range_to_the_code(tmp_path):
+    """The conversion on the device gives BT.709's limited-range codes exactly (white 940, red's Cr 960),
+    and ffmpeg's swscale's (which the writer ran before) from rgb48 to within 5 codes: the same chroma
+    siting; swscale puts white at 943, a scaling error."""
+    from remaster.frames.yuv import frame_words, rgb_to_yuv420p10, yuv420p10_to_rgb
+
+    grey = torch.tensor([0.0, 0.25, 0.5, 0.7, 1.0]).view(5, 1, 1, 1).expand(5, 3, 2, 2)
+    codes = rgb_to_yuv420p10(grey).numpy().astype(np.int64)
+    assert codes[:, 0].tolist() == [64, 283, 502, 677, 940] and (codes[:, 4:] == 512).all()
+    red = rgb_to_yuv420p10(torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1).expand(1, 3, 2, 2)).numpy()[0].tolist()
+    assert red == [250] * 4 + [409, 960]
+
+    torch.manual_seed(0)
+    smooth = F.interpolate(torch.rand(2, 3, 6, 8), size=(48, 64), mode="bilinear", align_corners=False)
+    ours = rgb_to_yuv420p10(smooth).numpy().astype(np.int64)
+    assert ours.shape == (2, frame_words(64, 48))
+    rgb48 = (smooth * 65535).round().permute(0, 2, 3, 1).numpy().astype("<u2").tobytes()
+    theirs = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", "64x48",
+                             "-i", "pipe:0", "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd"
+                             "+full_chroma_int,format=yuv420p10le", "-f", "rawvideo", "pipe:1"],
+                            input=rgb48, capture_output=True, check=True).stdout
+    theirs = np.frombuffer(theirs, "<u2").reshape(2, -1).astype(np.int64)
+    assert np.abs(ours - theirs).max() <= 5 and np.abs(ours - theirs).mean() < 1.5
+    back = yuv420p10_to_rgb(torch.from_numpy(ours.astype(np.uint16)), 64, 48)
+    assert (back - smooth).abs().mean() < 0.03  # 4:2:0 keeps a quarter of the chroma
+
+
+@pytest.mark.unit
+def test_the_cpu_jobs_numpy_yuv_is_the_devices():
+    from remaster.frames.yuv import host_rgb_to_yuv420p10, rgb_to_yuv420p10
+
+    torch.manual_seed(2)
+    rgb = (torch.rand(3, 3, 24, 32) * 1.2 - 0.1).contiguous(memory_format=torch.channels_last)  # beyond [0, 1] too
+    difference = np.abs(host_rgb_to_yuv420p10(rgb.numpy()).astype(int) - rgb_to_yuv420p10(rgb).numpy().astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.001

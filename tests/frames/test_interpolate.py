@@ -228,3 +228,52 @@ def test_workflow_doubles_the_rate_and_keeps_audio(tmp_path, demo_disc, tiny_mod
     shards = sorted((tmp_path / "results" / "master" / "interpolate_shard").glob("*.mkv"))
     assert [frame_count(s) for s in shards] == [20, 20, 8]
     assert rate(shards[0]) == pytest.approx(60000 / 1001, abs=1e-3)
+
+
+# --- precision and inf/NaN (issue 22) -----------------------------------------------------------------------
+
+
+class NanAtHalf(IFNet):
+    """IFNet that gives NaN at half precision on batches whose first frame is bright: an overflow the
+    proving pair did not show."""
+
+    def forward(self, img0, img1, timestep=0.5, scale=1.0):
+        out = super().forward(img0, img1, timestep, scale)
+        if out.dtype != torch.float32 and float(img0[0].float().mean()) > 0.45:
+            out = out.clone()
+            out[:, :, ::2] = float("nan")
+        return out
+
+
+@pytest.mark.unit
+def test_nan_from_a_half_precision_interpolation_is_redone_at_fp32(ifnet_file, caplog):
+    from remaster.models.rife import read_state_dict
+
+    model = NanAtHalf(SMALL)
+    model.load_state_dict(read_state_dict(ifnet_file))
+    reference = interp.Interpolator(settings(ifnet_file, precision="fp32"), log=LOG)
+    half = interp.Interpolator(settings(ifnet_file, precision="fp16"), model, LOG)
+    assert half.dtype == torch.float16
+    words = interp.frame_words(WIDTH, HEIGHT)
+    pairs = [(picture(1, 0, (80, 300)), picture(1, 4, (80, 300))), (picture(2, 0, (700, 900)), picture(2, 4, (700, 900)))]
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        for first, second in pairs:
+            made = half([first], [second], [0.5], WIDTH, HEIGHT)
+            want = reference([first], [second], [0.5], WIDTH, HEIGHT)
+            assert made.shape == (1, words)
+            luma_words = made[:, :WIDTH * HEIGHT].astype(int)
+            assert luma_words.min() >= 64  # no NaN cast to 0: never a black (or green) pixel
+            assert np.abs(luma_words - want[:, :WIDTH * HEIGHT].astype(int)).max() <= 24
+    assert half.recovered == 1 and "RIFE gave inf or NaN at float16" in caplog.text
+
+
+@pytest.mark.unit
+def test_an_explicit_interpolation_precision_that_does_not_run_is_one_line(ifnet_file):
+    class Broken(IFNet):
+        def forward(self, img0, img1, timestep=0.5, scale=1.0):
+            if img0.dtype == torch.bfloat16:
+                raise RuntimeError("no bf16 kernel\nmore")
+            return super().forward(img0, img1, timestep, scale)
+
+    with pytest.raises(RemasterError, match="RIFE does not run on cpu at bf16 \\(no bf16 kernel\\)"):
+        interp.Interpolator(settings(ifnet_file, precision="bf16"), Broken(SMALL))

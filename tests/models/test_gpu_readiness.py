@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from remaster.frames import engine
+from remaster.frames.yuv import rgb_to_yuv420p10
 from remaster.models import fastpaths
 from remaster.models import loading as models
 from remaster.models.loading import check_chain, load_chain, load_chain_steps
@@ -84,6 +85,7 @@ def test_auto_proves_what_a_gpu_would_run_and_falls_back_with_a_reason(tmp_path,
         chain = load_chain_steps([ModelStep(swin), ModelStep(fft)], device="cpu", log=LOG, as_gpu=True)
     # Swin2SR claims bf16 and, with the mask fixed, runs it; FFTformer claims bf16 but casts inside its FFT
     assert [run.dtype for run in chain.runs] == [torch.bfloat16, torch.float32]
+    assert [run.tf32 for run in chain.runs] == [False, True]  # an fp32 fallback keeps TF32's speed on a GPU
     assert "FFTformer does not run at bf16" in caplog.text and "using fp32" in caplog.text
     # the CPU itself runs fp32 on auto: its half precisions are emulated and slower
     assert models.candidate_dtypes(chain.steps[0], torch.device("cpu")) == [torch.float32]
@@ -346,10 +348,10 @@ def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
     chain = load_chain([model], device="cpu")
     with torch.inference_mode():
         ideal = engine.run_chain(chain, engine.to_model(frames, torch.float32), (8, 128), 0, 16).clamp(0, 1)
-    rounded = (ideal * 255).round() * 257  # 8-bit levels, written as 16-bit
+    rounded = (ideal * 255).round() / 255  # 8-bit levels
     eight = tmp_path / "eight.mkv"
     subprocess.run(engine.encoder_command(eight, 128, 8, "24", form=settings.form), check=True,
-                   input=rounded.permute(0, 2, 3, 1).numpy().astype("<u2").tobytes())
+                   input=rgb_to_yuv420p10(rounded).numpy().astype("<u2").tobytes())
     ideal_y = 64 + 876 * ideal.mean(dim=1).numpy().astype(np.float64)  # grey: R = G = B
     inner = (slice(None), slice(None), slice(None))
     rms16 = residual_rms(luma10(out)[inner], ideal_y[inner])
@@ -391,3 +393,213 @@ def test_a_device_error_mid_shard_is_one_line_and_keeps_no_file(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and message.startswith("shard 3:") and "on cpu failed: CUDA error" in message
     assert not (tmp_path / "out.mkv").exists()
+
+
+# --- inf/NaN from a half precision on real frames (issue 22) ------------------------------------------------
+
+
+def nan_at_half_precision_on_bright_frames(descriptor) -> None:
+    """Make a loaded spandrel model give NaN, at half precision only, on bright batches: an fp16 overflow
+    that the small proving frame did not show. Its fp32 weights (read again from its file) are clean."""
+    model = descriptor.model
+    original = model.forward
+
+    def forward(x):
+        out = original(x)
+        if x.dtype != torch.float32 and float(x.float().mean()) > 0.5:
+            out = out.clone()
+            out[:, :, ::3] = float("nan")
+        return out
+
+    model.forward = forward
+
+
+@pytest.mark.unit
+def test_nan_from_a_half_precision_batch_is_redone_at_fp32_and_logged(tmp_path, caplog):
+    path = make_compact(tmp_path / "c.safetensors")
+    chain = load_chain_steps([ModelStep(path, precision="fp16")], device="cpu", log=LOG, as_gpu=True)
+    reference = load_chain([path], device="cpu")
+    assert chain.runs[0].dtype == torch.float16
+    nan_at_half_precision_on_bright_frames(chain.steps[0])
+    torch.manual_seed(1)
+    batches = [torch.rand(2, 3, 24, 32) * 0.4 + 0.6 * (number % 2) for number in range(4)]  # dark, bright, ...
+    with caplog.at_level(logging.WARNING, logger=LOG.name), torch.inference_mode():
+        for frames in batches:
+            out = chain(frames)
+            assert out.dtype == torch.float32 and torch.isfinite(out).all()
+            # fp16, or the fp32 redo: never a black (NaN → 0) pixel
+            assert (out - reference(frames)).abs().max() < 0.01
+    assert chain.recovered == 2 and list(chain.fallbacks) == [1]
+    assert "gave inf or NaN at fp16" in caplog.text and "redoing it at fp32" in caplog.text
+
+
+@pytest.mark.unit
+def test_nan_at_fp32_is_a_one_line_error_not_black_frames(tmp_path):
+    path = make_compact(tmp_path / "c.safetensors")
+    chain = load_chain_steps([ModelStep(path)], device="cpu", log=LOG)
+    original = chain.steps[0].model.forward
+    chain.steps[0].model.forward = lambda x: original(x) * float("nan")
+    with pytest.raises(RemasterError, match=r"models\[1\] \(RealESRGAN Compact\) gives inf or NaN at fp32") as caught:
+        with torch.inference_mode():
+            chain(torch.rand(1, 3, 24, 32))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.unit
+def test_a_bf16_step_does_not_round_the_chains_output(tmp_path):
+    """bf16 first, a finer step after it: the chain hands the encoder float32, not the first step's bf16
+    (8 mantissa bits: 1/256 steps in [0.5, 1), the banding the 16-bit hand-off removes)."""
+    first = make_compact(tmp_path / "c.safetensors")
+    grade = contrast_model(tmp_path / "contrast.safetensors")
+    chain = load_chain_steps([ModelStep(first, precision="bf16"), ModelStep(grade, precision="fp32")], device="cpu",
+                             log=LOG, as_gpu=True)
+    assert [run.dtype for run in chain.runs] == [torch.bfloat16, torch.float32]
+    frames = (torch.arange(48 * 64, dtype=torch.uint8).reshape(1, 48, 64, 1) % 251).expand(1, 48, 64, 3).contiguous()
+    with torch.inference_mode():
+        out = chain(engine.to_model(frames, chain.dtype))
+        codes = engine.process(chain, frames, (96, 128), 0, 16).numpy().astype(np.int64)
+    assert out.dtype == torch.float32
+    bright = out[(out >= 0.5) & (out < 1)]
+    assert bright.numel() > 100
+    off_grid = ((bright * 256) - (bright * 256).round()).abs()
+    assert float(off_grid.max()) > 0.05  # values between bf16's 1/256 steps survive
+    levels = codes[codes >= 32768] / 65535 * 256  # the 16-bit codes sent to the encoder, in bf16 steps
+    assert np.abs(levels - levels.round()).max() > 0.05
+
+
+# --- SwinIR's fast path at HD sizes and in batches (issue 22) ---------------------------------------------
+
+
+def tiny_swinir(heads: int = 6) -> torch.nn.Module:
+    """SwinIR with 4-pixel windows and 6 heads: windows × heads pass CUDA's 65,535 at 480×368, cheaply."""
+    from spandrel.architectures.SwinIR import SwinIR
+
+    torch.manual_seed(0)
+    return SwinIR(upscale=1, img_size=16, window_size=4, embed_dim=12, depths=[2], num_heads=[heads], mlp_ratio=1,
+                  upsampler="", resi_connection="1conv").eval()
+
+
+def record_attention(monkeypatch, layout=lambda out: out) -> list[tuple[int, int]]:
+    """Every SDPA call's (batch, heads) axes; `layout` may re-lay the output out as a CUDA kernel does."""
+    seen: list[tuple[int, int]] = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kwargs):
+        seen.append(tuple(q.shape[:2]))
+        return layout(original(q, k, v, **kwargs))
+
+    monkeypatch.setattr(fastpaths.F, "scaled_dot_product_attention", spy)
+    return seen
+
+
+@pytest.mark.unit
+def test_swinir_attention_stays_within_the_cuda_grid_at_hd_sizes(monkeypatch):
+    """480×368 in 4-pixel windows is 11,040 windows: × 6 heads = 66,240, over CUDA's grid.y of 65,535
+    ("invalid configuration argument" on a GPU; 1280×960 does this to SwinIR-M). Calls are chunked."""
+    model = tiny_swinir()
+    fast = tiny_swinir()
+    fastpaths.patch_model(fast)
+    seen = record_attention(monkeypatch)
+    frames = torch.rand(1, 3, 368, 480)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(frames), model(frames), atol=1e-5, rtol=1e-4)
+    assert max(heads for _, heads in seen) <= fastpaths.GRID_MOST and max(batch for batch, _ in seen) <= fastpaths.GRID_MOST
+    assert sum(batch * heads for batch, heads in seen) == 11040 * 6 * 2  # both blocks, every window and head
+
+
+@pytest.mark.unit
+def test_swinir_attention_chunks_on_both_axes_and_gives_the_same(monkeypatch):
+    model = tiny_swinir(heads=2)
+    fast = tiny_swinir(heads=2)
+    fastpaths.patch_model(fast)
+    monkeypatch.setattr(fastpaths, "GRID_MOST", 7)  # frames × windows and windows × heads both over it
+    seen = record_attention(monkeypatch)
+    frames = torch.rand(3, 3, 20, 24)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(frames), model(frames), atol=1e-5, rtol=1e-4)
+    assert seen and all(batch <= 7 and heads <= 7 for batch, heads in seen)
+    assert all(heads % 2 == 0 for _, heads in seen)  # a call never splits one window's heads
+
+
+@pytest.mark.unit
+def test_swinir_runs_batches_when_attention_output_is_laid_out_transposed(monkeypatch, tmp_path):
+    """CUDA's SDPA kernels return (B, H, N, d) laid out as (B, N, H, d): `.view` then refused batches > 1 and
+    prove_batches marked SwinIR unbatched (frames one at a time)."""
+    record_attention(monkeypatch, layout=lambda out: out.transpose(1, 2).contiguous().transpose(1, 2))
+    path = save(tiny_swinir(), tmp_path / "swinir.safetensors")
+    chain = load_chain_steps([ModelStep(path)], device="cpu", log=LOG)
+    assert chain.runs[0].batched is True
+    frames = torch.rand(2, 3, 29, 37)
+    with torch.inference_mode():
+        together = chain(frames)
+        alone = torch.cat([chain(frame) for frame in frames.split(1)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.unit
+def test_events_the_reader_and_writer_wait_on_are_blocking():
+    """A thread waiting on a non-blocking CUDA event spins on a core; a blocking one sleeps."""
+    from types import SimpleNamespace
+
+    from remaster.models.devices import Device
+
+    made = []
+
+    class Event:
+        def __init__(self, **options):
+            made.append(options)
+
+        def record(self, stream):
+            pass
+
+    kit = Device(torch.device("cpu"))
+    kit.kind, kit.has_streams = "cuda", True
+    kit.backend = SimpleNamespace(Event=Event, current_stream=lambda device: "stream")
+    assert kit.record() is not None
+    assert made == [{"blocking": True}]
+
+
+# --- several jobs per GPU (issue 22) -------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_gpu_jobs_per_device_lets_n_jobs_claim_each_gpu_spread_first(tmp_path):
+    from remaster.models import claims
+
+    keys = ["cuda-GPU-a", "cuda-GPU-b"]
+    held = [claims.claim(keys, tmp_path, wait=0, per_device=2) for _ in range(4)]
+    try:
+        assert [claim.index for claim in held] == [0, 1, 0, 1]  # both GPUs busy before either is shared
+        with pytest.raises(RemasterError, match=r"2 job\(s\) each.*--resources gpu=4 or fewer"):
+            claims.claim(keys, tmp_path, wait=0, per_device=2)
+        held.pop(2).release()
+        assert claims.claim(keys, tmp_path, wait=0, per_device=2).index == 0
+    finally:
+        for claim in held:
+            claim.release()
+    one = claims.claim(keys, tmp_path / "one", wait=0)
+    assert one.path.name == "cuda-GPU-a.lock"  # the default, one job per GPU, keeps its lock names
+
+
+@pytest.mark.unit
+def test_gpu_jobs_per_device_is_a_run_wide_key():
+    from remaster.run.settings import _schema, from_config
+    from remaster.run.sheet import run_keys
+
+    base = {"source": "disc.vob", "output": "out.mkv", "models": ["m.safetensors"]}
+    assert "gpu_jobs_per_device" in run_keys(_schema())  # not a sheet column: jobs on one GPU belong to the run
+    assert from_config(base).upscale.jobs_per_device == 1
+    settings = from_config({**base, "gpu_jobs_per_device": 3})
+    assert settings.upscale.jobs_per_device == 3 and settings.interpolate.jobs_per_device == 3
+
+
+@pytest.mark.unit
+def test_tf32_for_an_fp32_fallback_is_set_and_restored_readably():
+    from remaster.models.loading import tf32_matmuls
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    with tf32_matmuls(torch.device("cuda", 0), True):
+        assert torch.backends.cuda.matmul.allow_tf32 is True  # readable inside: library code reads this flag
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+    with tf32_matmuls(torch.device("cpu"), True):
+        assert torch.backends.cuda.matmul.allow_tf32 == before  # the CPU has no TF32

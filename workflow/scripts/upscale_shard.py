@@ -34,6 +34,8 @@ with reported(log):
         log=log,
         threads=snakemake.threads,
         cut=cut,
+        # compiled kernels shared by the title's shards (each a new process): compiled once, loaded after
+        compile_cache_dir=Path(snakemake.output.shard).parent / "compile_cache",
     )
     # the report's timings come from this record, not from the log's text
     replace(result, shard=shard.name, host=socket.gethostname()).dump(snakemake.output.result)

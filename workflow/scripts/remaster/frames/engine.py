@@ -5,12 +5,13 @@ Three threads and two ffmpeg processes run at once, so the model never waits on 
 - the reader thread reads raw RGB frames from an ffmpeg decoder straight into a small pool of batch-sized
   host buffers (pinned on a GPU, so the host→GPU copy is asynchronous);
 - the main thread copies a batch to the device as uint8, converts it there, runs the model chain, converts
-  the float result to 16-bit there, and queues the copy back to pinned host memory on a separate stream
+  the float result to the shard's 10-bit 4:2:0 YUV there (`yuv.py`), and queues the copy back to pinned host memory on a separate stream
   of the job's own device, recording an event on that stream instead of waiting for it;
 - the writer thread waits for that event and writes the buffer to an ffmpeg encoder without copying it.
 
-The model's float output reaches the shard's 10-bit encode as 16-bit RGB (rgb48le): no 8-bit rounding in
-between, so smooth gradients the model makes keep their in-between levels (docs/benchmarks.md measures it).
+The model's float output becomes the shard's 10-bit codes in one step, on the device: no 8-bit rounding in
+between, so smooth gradients the model makes keep their in-between levels (docs/benchmarks.md measures it),
+half rgb48's bytes through the pipe, and no swscale in the writer.
 
 `Runner` is the one run path for a loaded chain: batch size and tile (from the config, or on a GPU from
 free memory measured with a one-frame probe), and out-of-memory recovery — the batch, then the tile,
@@ -27,8 +28,10 @@ import os
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +41,7 @@ import torch.nn.functional as F
 from ..models import fastpaths
 from ..models.claims import job_device
 from ..models.devices import Device, describe, is_out_of_memory
-from ..models.loading import Chain, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
+from ..models.loading import Chain, all_finite, load_chain_steps, run_tiled  # noqa: F401 - run_tiled: the engine API tests use
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
@@ -47,11 +50,12 @@ from ..run.records import ShardResult
 from ..run.settings import UpscaleSettings
 from .shards import cut_input_args
 from .temporal import for_shard as temporal_stage
+from .yuv import frame_words, host_rgb_to_yuv420p10, rgb_to_yuv420p10
 
 _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
 MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
-OUTPUT_MAX = 65535  # frames leave the model as 16-bit RGB (rgb48le) for the 10-bit encode
+OUTPUT_MAX = 65535  # 16-bit RGB frames (`to_frames`: the memory probe and tests)
 
 
 class Progress:
@@ -116,7 +120,7 @@ def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_r
 #   to the lossless form (tests/test_engine.py measures it on a real model's output; docs/benchmarks.md);
 #   x264's output depends on its thread count, so it runs on a fixed count (the same shard on a laptop, a
 #   cluster node or a rerun is the same file).
-# - "lossless": FFV1 10-bit 4:2:0, every bit the model gave (after the 16-bit → 10-bit step).
+# - "lossless": FFV1 10-bit 4:2:0, every 10-bit code the conversion on the device gave.
 UPSCALED_FORMS = ("compact", "lossless")
 COMPACT_THREADS = 4  # the upscale_shard rule's threads
 COMPACT = ("-c:v", "libx264", "-preset", "superfast", "-crf", "4", "-x264-params", "log-level=error")
@@ -124,21 +128,31 @@ COMPACT = ("-c:v", "libx264", "-preset", "superfast", "-crf", "4", "-x264-params
 
 def encoder_command(path: Path, width: int, height: int, fps: str, threads: int | None = None, *,
                     form: str) -> list[str]:
-    """ffmpeg storing raw 16-bit RGB frames (rgb48le) as 10-bit 4:2:0 BT.709 in Matroska, in `form`."""
+    """ffmpeg storing raw 10-bit 4:2:0 BT.709 frames (yuv420p10le, converted on the model's device by
+    `yuv.rgb_to_yuv420p10`) in Matroska, in `form`; no conversion in ffmpeg."""
     if form not in UPSCALED_FORMS:
         raise RemasterError(f"upscaled_form: {form!r} is not one of {', '.join(UPSCALED_FORMS)}")
-    convert = "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p10le"
     if form == "compact":
         codec, coder_threads = [*COMPACT, "-threads", str(threads or COMPACT_THREADS)], []
     else:
-        codec, coder_threads = ffv1_args(16), _threads(threads, position="output")
+        codec, coder_threads = ffv1_args(16), _threads(threads or writer_threads(), position="output")
     return media.ffmpeg_args(
-        *_threads(threads, position="global"),
-        "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", f"{width}x{height}", "-framerate", fps, "-i", "pipe:0",
-        "-vf", convert, *codec, "-pix_fmt", "yuv420p10le",
+        # the tags describe the input: as output options FFmpeg >= 7 would convert untagged frames to them
+        "-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{width}x{height}", "-framerate", fps,
         "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709", "-color_range", "tv",
-        *coder_threads, "-f", "matroska", str(path),
+        "-i", "pipe:0",
+        *codec, "-pix_fmt", "yuv420p10le", *coder_threads, "-f", "matroska", str(path),
     )
+
+
+def writer_threads(jobs_per_device: int = 1) -> int:
+    """Threads for a lossless shard writer: this job's share of the cores it may run on (FFV1 encodes its
+    16 slices in parallel), leaving one core to the decoder and the model's feeding threads."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores // max(1, jobs_per_device) - 1))
 
 
 def to_model(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -181,6 +195,12 @@ def host_to_model(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.divide(frames, np.float32(255), dtype=np.float32)).permute(0, 3, 1, 2)
 
 
+def host_to_yuv(result: torch.Tensor) -> np.ndarray:
+    """CPU NCHW float in [0, 1] → yuv420p10le words, the values `rgb_to_yuv420p10` gives on a device (numpy,
+    single-threaded: torch's parallel regions here would stall on the cores the model holds)."""
+    return host_rgb_to_yuv420p10(result.float().numpy())
+
+
 def host_to_frames(result: torch.Tensor) -> np.ndarray:
     """CPU NCHW float in [0, 1] → 16-bit NHWC frames, the same values `to_frames` gives (numpy)."""
     frames = result.permute(0, 2, 3, 1)
@@ -200,7 +220,9 @@ class CompiledChain:
 
     def __init__(self, chain: Chain):
         self.chain = chain
-        self.forward = torch.compile(chain.__call__)
+        # the checks stay outside the compiled graph: a data-dependent branch would break it; static shapes:
+        # one graph for the shard's one batch shape (the memory probe runs the plain chain, not this)
+        self.forward = torch.compile(chain.forward, dynamic=False)
 
     steps = property(lambda self: self.chain.steps)
     device = property(lambda self: self.chain.device)
@@ -209,7 +231,55 @@ class CompiledChain:
     min_size = property(lambda self: self.chain.min_size)
 
     def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
-        return self.forward(batch, tile=tile, overlap=overlap)
+        out = self.forward(batch, tile=tile, overlap=overlap)
+        # inf/NaN: the batch again through the plain chain, a failing half step at fp32 (Chain.recover)
+        return out if all_finite(out) else self.chain.recover(batch, tile, overlap)
+
+
+# what torch.compile's errors say when the machine cannot build its kernels (no C++ compiler for the CPU's,
+# no Triton or no CUDA compiler for the GPU's)
+_NO_COMPILER = ("InvalidCxxCompiler", "No working C++ compiler", "Cannot find a working triton", "CppCompileError",
+                "ptxas", "No module named 'triton'", "Python.h: No such file")
+
+
+def compiler_missing(error: BaseException) -> str | None:
+    """The one-line reason when `error` is torch.compile failing to build kernels on this machine, else None."""
+    text = f"{type(error).__name__}: {error}"
+    if not any(mark in text for mark in _NO_COMPILER):
+        return None
+    first = next((line.strip() for line in str(error).splitlines() if any(m in line for m in _NO_COMPILER)),
+                 text.splitlines()[0])
+    return " ".join(first.split())[:200]
+
+
+def _user_compile_cache() -> str | None:
+    """$TORCHINDUCTOR_CACHE_DIR as the user set it (Inductor writes its own default there once it runs)."""
+    value = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # a torch without this layout: any value counts as the user's
+        return value
+    return value if value and os.path.abspath(value) != os.path.abspath(default_cache_dir()) else None
+
+
+@contextmanager
+def compile_cache(folder: Path | None):
+    """torch.compile's kernels (Inductor's FX graph cache, Triton's binaries) kept in `folder`, so the next
+    shard's job, a new process, loads them instead of compiling again (Inductor's default, a folder in /tmp,
+    is private to one node, often to one cluster job). A $TORCHINDUCTOR_CACHE_DIR of the user's wins."""
+    if folder is None or _user_compile_cache():
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(folder).absolute())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
 
 
 def chain_name(chain) -> str:
@@ -350,6 +420,23 @@ def plan_memory(chain, shape: tuple[int, int], size: tuple[int, int], settings: 
     return batch, tile
 
 
+PIPE_BYTES = 1 << 20  # Linux's default pipe is 64 KiB: one HD frame takes dozens of wake-ups to cross it
+
+
+def widen_pipe(stream, size: int = PIPE_BYTES) -> int:
+    """Grow a pipe to `size` bytes (F_SETPIPE_SZ); the size it has, unchanged where the system refuses."""
+    import fcntl
+
+    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", 1031), getattr(fcntl, "F_GETPIPE_SZ", 1032)
+    try:
+        return fcntl.fcntl(stream.fileno(), set_size, size)
+    except OSError:  # above /proc/sys/fs/pipe-max-size for an unprivileged user
+        try:
+            return fcntl.fcntl(stream.fileno(), get_size)
+        except OSError:
+            return 0
+
+
 def _read_into(stream, view: memoryview) -> int:
     got = 0
     while got < len(view):
@@ -398,7 +485,7 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
             if not failed:
                 if ready is not None:
                     ready.synchronize()  # the GPU→host copy into this pinned buffer has landed
-                data = frames[:count].numpy() if frames.dtype == torch.uint16 else host_to_frames(frames[:count])
+                data = frames[:count].numpy() if frames.dtype == torch.uint16 else host_to_yuv(frames[:count])
                 proc.stdin.write(memoryview(data).cast("B"))
                 written[0] += count
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
@@ -415,8 +502,8 @@ def _writer(proc: subprocess.Popen, outbox: queue.Queue, errors: list, written: 
 
 class _Sender:
     """Hands the runner's results to the writer: on the CPU as float (the writer converts them), on a
-    device with streams as 16-bit frames copied into pinned buffers on a copy stream of that device, on
-    one without (MPS) as 16-bit frames copied to the host at once."""
+    device with streams as yuv420p10le frames copied into pinned buffers on a copy stream of that device,
+    on one without (MPS) as yuv420p10le frames copied to the host at once."""
 
     def __init__(self, kit: Device, shape: tuple[int, ...], slots: int, outbox: queue.Queue):
         self.kit, self.outbox = kit, outbox
@@ -427,7 +514,7 @@ class _Sender:
                 self.pool.put(torch.empty(shape, dtype=torch.uint16, pin_memory=True))
 
     def send(self, frames: torch.Tensor, count: int) -> None:
-        """`frames`: the runner's output (float on the CPU, 16-bit NHWC on a device)."""
+        """`frames`: the runner's output (float on the CPU, (N, words) yuv420p10le on a device)."""
         if self.kit.kind == "cpu":
             self.outbox.put((frames, count, None, None))
             return
@@ -469,20 +556,28 @@ def check_disk_space(out_path: Path, pixels: int, label: str) -> None:
 
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
-                 chain=None, in_range: str = "tv", cut: dict | None = None) -> ShardResult:
+                 chain=None, in_range: str = "tv", cut: dict | None = None,
+                 compile_cache_dir: Path | None = None) -> ShardResult:
     """Upscale every frame of `in_path` (or, with `cut`, one shard's frames of it: `shards.plan_cut`) into
     `out_path` (written under a temporary name, renamed when whole).
 
     `chain` is an already loaded (or prepared) chain to use instead of loading `settings.models`; without
     one, the job claims a GPU of its own (device: auto on a machine with several) for its lifetime.
     Raises RemasterError, leaving no file at `out_path`, if any frame is missing or extra, or with one line
-    naming the model, step, device and what to change if a step fails.
+    naming the model, step, device and what to change if a step fails. With `compile`, the compiled kernels
+    are kept in `compile_cache_dir` (the shards of a title share it: results/<disc>/upscale_shard/compile_cache).
     """
     if threads > 0:
         torch.set_num_threads(threads)
+    with compile_cache(compile_cache_dir if settings.compile else None):
+        return _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range,
+                             cut)
+
+
+def _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut):
     if chain is not None:
         return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, chain, in_range, cut)
-    with job_device(settings.device, log) as device:
+    with job_device(settings.device, log, settings.jobs_per_device) as device:
         Device(device).activate()
         # the steps themselves, so each step's own precision/tile options reach the loader
         loaded = load_chain_steps(list(settings.models), device=device, precision=settings.precision,
@@ -491,8 +586,22 @@ def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: st
                         cut)
 
 
+def stderr_tail(file, most: int = 300) -> str:
+    """The last `most` characters of what a process wrote to `file` (a temporary file), for a one-line error."""
+    file.seek(0, os.SEEK_END)
+    file.seek(max(0, file.tell() - 4 * most))
+    text = file.read().decode(errors="replace").strip()
+    file.close()
+    return " ".join(text[-most:].split())
+
+
 def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
-    """One line for a device error that no step could be blamed for (a CUDA error in a conversion)."""
+    """One line for a device error that no step could be blamed for (a CUDA error in a conversion), or for
+    torch.compile finding no compiler on this machine."""
+    missing = compiler_missing(error)
+    if missing is not None:
+        return RemasterError(f"{label}: compile: true, but torch.compile cannot build kernels on this machine "
+                             f"({missing}); install a C++ compiler (and Triton for a GPU) or set compile: false")
     text = str(error).strip().splitlines()[0][:240] if str(error).strip() else type(error).__name__
     return RemasterError(f"{label}: {chain_name(chain)} on {describe(chain.device)} failed: {text}; "
                          "check the device (nvidia-smi) and run again, or use device: cpu")
@@ -525,7 +634,9 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
             if on_cpu:
                 batch_size, tile = settings.batch_size or default_batch(chain), settings.tile
             else:
-                batch_size, tile = plan_memory(chain, (height, width), (out_h, out_w), settings, log)
+                # the plain chain measures memory: the compiled one would compile at batch 1, then again at N
+                batch_size, tile = plan_memory(getattr(chain, "chain", chain), (height, width), (out_h, out_w),
+                                               settings, log)
             batch_size = max(1, min(batch_size, expected_frames or 1))
             static = getattr(chain, "compiled", False)
             if static:
@@ -546,17 +657,23 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
 
     # the temporal stage (frames/temporal.py; None when off) takes the chain's float frames, its context included
     stage = temporal_stage(settings, cut, expected_frames, chain, (out_h, out_w), log, label,
-                           finish=None if on_cpu else to_frames)
+                           finish=None if on_cpu else rgb_to_yuv420p10)
     tmp = partial_path(out_path)
     tmp.unlink(missing_ok=True)
     start = time.monotonic()
     # on the CPU the model has every core: single-threaded ffmpeg stalls fewer of its threads at a time
     coder_threads = 1 if on_cpu else None
+    # stderr to temporary files, not pipes read at exit: a stream of decode warnings would fill a pipe's
+    # 64 KiB and block ffmpeg (and so the whole shard) mid-file
+    decoder_log, encoder_log = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     decoder = subprocess.Popen(decoder_command(in_path, matrix, coder_threads, in_range=in_range, cut=cut),
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form), stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=decoder_log)
+    if not on_cpu and settings.form == "lossless":  # this job's share of the cores, beside the others on its GPU
+        coder_threads = writer_threads(settings.jobs_per_device)
+    encoder = subprocess.Popen(encoder_command(tmp, out_w, out_h, fps, coder_threads, form=settings.form),
+                               stdin=subprocess.PIPE, stderr=encoder_log)
+    widen_pipe(decoder.stdout)
+    widen_pipe(encoder.stdin)
     errors: list = []
     read, written = [0], [0]
     slots = max(2, -(-settings.queue_frames // batch_size)) + 1
@@ -565,7 +682,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
         free.put((torch.empty((batch_size, height, width, 3), dtype=torch.uint8, pin_memory=kit.pinned), None))
     inbox: queue.Queue = queue.Queue(maxsize=slots)
     outbox: queue.Queue = queue.Queue(maxsize=slots)
-    sender = _Sender(kit, (batch_size, out_h, out_w, 3), slots, outbox)
+    sender = _Sender(kit, (batch_size, frame_words(out_w, out_h)), slots, outbox)
     reader = threading.Thread(target=_reader, args=(decoder, width * height * 3, free, inbox, errors, read, on_cpu),
                               daemon=True)
     writer = threading.Thread(target=_writer, args=(encoder, outbox, errors, written), daemon=True)
@@ -573,7 +690,7 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     writer.start()
 
     runner = Runner(chain, (out_h, out_w), batch_size=batch_size, tile=tile, overlap=settings.tile_overlap, log=log,
-                    label=f"{label}: {in_path}", finish=None if on_cpu or stage else to_frames,
+                    label=f"{label}: {in_path}", finish=None if on_cpu or stage else rgb_to_yuv420p10,
                     pad_to_batch=getattr(chain, "compiled", False))
     progress = Progress(label, expected_frames, log)
     processed = 0
@@ -629,9 +746,11 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
         if not isinstance(errors[0], OSError) or (decoder_rc == 0 and encoder_rc == 0):
             raise errors[0]
     if decoder_rc != 0:
-        raise RemasterError(f"{in_path}: decoding failed: {decoder.stderr.read().decode(errors='replace').strip()[-300:]}")
+        raise RemasterError(f"{in_path}: decoding failed: {stderr_tail(decoder_log)}")
     if encoder_rc != 0:
-        raise RemasterError(f"{out_path}: encoding failed: {encoder.stderr.read().decode(errors='replace').strip()[-300:]}")
+        raise RemasterError(f"{out_path}: encoding failed: {stderr_tail(encoder_log)}")
+    decoder_log.close()
+    encoder_log.close()
     stored = media.count_packets(tmp)
     if not (read[0] - (stage.context if stage else 0) == processed == written[0] == stored == expected_frames):
         tmp.unlink(missing_ok=True)

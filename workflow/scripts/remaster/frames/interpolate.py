@@ -18,9 +18,11 @@ factor × n frames and the master keeps the source's duration.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
 from ..run.settings import InterpolateSettings
-from .engine import Progress, _duration, _read_into
+from .engine import Progress, _duration, _read_into, stderr_tail
 
 # BT.709 luma weights; the upscaled shards hold BT.709-matrix limited-range 10-bit YUV (engine.encoder_command)
 KR, KB = 0.2126, 0.0722
@@ -169,7 +171,8 @@ def output_fps(fps: str, factor: int) -> str:
 
 def _frames(path: Path, words: int, limit: int | None = None):
     """Yield the frames of `path` as uint16 arrays; raises if ffmpeg fails or leaves a partial frame."""
-    proc = subprocess.Popen(decoder_command(path, limit), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = tempfile.TemporaryFile()  # not a pipe read at exit: 64 KiB of warnings would block ffmpeg
+    proc = subprocess.Popen(decoder_command(path, limit), stdout=subprocess.PIPE, stderr=errors)
     try:
         while True:
             frame = np.empty(words, dtype=np.uint16)
@@ -182,55 +185,134 @@ def _frames(path: Path, words: int, limit: int | None = None):
     finally:
         proc.stdout.close()
         rc = proc.wait()
-        error = proc.stderr.read().decode(errors="replace").strip()
-        proc.stderr.close()
     if rc != 0:
-        raise RemasterError(f"{path}: decoding failed: {error[-300:]}")
+        raise RemasterError(f"{path}: decoding failed: {stderr_tail(errors)}")
+    errors.close()
 
 
 # ---------------------------------------------------------------------------------------------------------
 # the model side
 
 class Interpolator:
-    """The RIFE model on its device, fed batches of (first, second, t) frame triples."""
+    """The RIFE model on its device, fed batches of (first, second, t) frame triples.
 
-    def __init__(self, settings: InterpolateSettings, model=None):
+    Run as the upscale's chain is: the job's device activated; `auto` precision only where it was seen to
+    run a test pair like fp32 does (fp16, bf16, then fp32, as the device allows); every batch checked for
+    inf/NaN and redone at fp32 if it holds any (logged); out of memory halves the batch and redoes the same
+    frames, the failed attempt's memory freed outside the handler.
+    """
+
+    def __init__(self, settings: InterpolateSettings, model=None, log: logging.Logger | None = None):
+        from ..models.devices import Device
         from ..models.loading import choose_device
         from ..models.rife import load_ifnet
 
         self.device = choose_device(settings.device)
-        cuda = self.device.type == "cuda"
-        precision = settings.precision
-        if precision == "auto":
-            self.dtype = torch.float16 if cuda else torch.float32
-        else:
-            self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        self.kit = Device(self.device)
+        self.kit.activate()  # cuDNN handles and cache flushes land on the job's own GPU, not cuda:0
+        self.log = log or logging.getLogger("remaster")
         if model is None:
-            model = load_ifnet(settings.model, device=self.device, dtype=self.dtype)
-        self.model = model.to(device=self.device, dtype=self.dtype)
+            model = load_ifnet(settings.model)
+        self.reference = model.eval().requires_grad_(False).to(device="cpu", dtype=torch.float32)
         self.scale = settings.scale
-        self.batch_size = settings.batch_size or (1 if not cuda else 4)
+        self.dtype = self._prove(settings.precision, str(settings.model or "interpolate.model"))
+        self.model = (self.reference.to(self.device) if self.dtype == torch.float32
+                      else copy.deepcopy(self.reference).to(device=self.device, dtype=self.dtype))
+        self.wide = None  # the fp32 model on the device, made when a batch first needs it
+        self.recovered = 0
+        self.batch_size = settings.batch_size or (1 if self.device.type == "cpu" else 4)
+
+    def _prove(self, precision: str, name: str) -> torch.dtype:
+        """The precision to run: `auto`'s first that gives a test pair like fp32 does, or the one asked for."""
+        from ..models.loading import AUTO_ORDER, DTYPE_NAMES, DTYPES, PROVE_TOLERANCE, prove_frame
+
+        if precision == "auto":
+            candidates = [dtype for dtype in AUTO_ORDER if self.kit.supports(dtype)]
+        else:
+            candidates = [DTYPES[precision]]
+        if candidates == [torch.float32]:
+            return torch.float32
+        first = prove_frame(None, self.device)
+        second = first.roll(3, -1)
+        with torch.inference_mode():
+            model = copy.deepcopy(self.reference).to(self.device)
+            reference = model(first, second, torch.full((1,), 0.5, device=self.device), self.scale).float()
+            for dtype in candidates:
+                if dtype == torch.float32:
+                    return dtype
+                why = ""
+                try:
+                    model.to(dtype)
+                    out = model(first.to(dtype), second.to(dtype), torch.full((1,), 0.5, device=self.device,
+                                                                               dtype=dtype), self.scale).float()
+                except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
+                    why = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                if not why:
+                    difference = float((out.clamp(0, 1) - reference.clamp(0, 1)).abs().mean())
+                    if not torch.isfinite(out).all():
+                        why = "its output holds inf or NaN"
+                    elif difference > PROVE_TOLERANCE:
+                        why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
+                    else:
+                        return dtype
+                if precision != "auto":
+                    raise RemasterError(f"{name}: RIFE does not run on {self.kit} at {precision} ({why}); "
+                                        "use interpolate.precision: auto or fp32")
+                self.log.warning("%s: RIFE does not run at %s on %s (%s); trying the next precision", name,
+                                 DTYPE_NAMES[dtype], self.kit, why)
+        return torch.float32
+
+    def _wide(self):
+        if self.wide is None:
+            self.wide = copy.deepcopy(self.reference).to(self.device)
+        return self.wide
+
+    def _run(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One batch through the model; redone at fp32 (TF32 allowed) if the output holds inf or NaN."""
+        from ..models.loading import all_finite, tf32_matmuls
+
+        out = self.model(a.to(self.dtype), b.to(self.dtype), t.to(self.dtype), self.scale)
+        if all_finite(out):
+            return out.float()
+        if self.dtype == torch.float32:
+            raise RemasterError(f"RIFE gives inf or NaN at fp32 on {self.kit}; the model cannot run these frames")
+        self.recovered += 1
+        self.log.warning("RIFE gave inf or NaN at %s on a batch of %d frames; redoing it at fp32",
+                         str(self.dtype).removeprefix("torch."), len(t))
+        with tf32_matmuls(self.device, True):
+            out = self._wide()(a.float(), b.float(), t.float(), self.scale)
+        if not all_finite(out):
+            raise RemasterError(f"RIFE gives inf or NaN on {self.kit} even at fp32; the model cannot run these frames")
+        return out
 
     def __call__(self, firsts: list[np.ndarray], seconds: list[np.ndarray], times: list[float], width: int,
                  height: int) -> np.ndarray:
         """(N, words) uint16 in-between frames."""
+        from ..models.devices import is_out_of_memory
+
         with torch.inference_mode():
-            a = yuv_to_rgb(torch.from_numpy(np.stack(firsts)).to(self.device), width, height).to(self.dtype)
-            b = yuv_to_rgb(torch.from_numpy(np.stack(seconds)).to(self.device), width, height).to(self.dtype)
-            t = torch.tensor(times, device=self.device, dtype=self.dtype)
-            while True:
+            a = yuv_to_rgb(torch.from_numpy(np.stack(firsts)).to(self.device), width, height)
+            b = yuv_to_rgb(torch.from_numpy(np.stack(seconds)).to(self.device), width, height)
+            t = torch.tensor(times, device=self.device, dtype=torch.float32)
+            done, parts = 0, []
+            while done < len(t):
+                take = self.batch_size
+                failed = False
                 try:
-                    out = torch.cat([self.model(a[i:i + self.batch_size], b[i:i + self.batch_size],
-                                                t[i:i + self.batch_size], self.scale)
-                                     for i in range(0, len(t), self.batch_size)])
-                    break
-                except torch.OutOfMemoryError:
-                    torch.cuda.empty_cache()  # halve the batch and redo the same frames: never skip one
+                    parts.append(self._run(a[done:done + take], b[done:done + take], t[done:done + take]))
+                except Exception as error:
+                    if not is_out_of_memory(error):
+                        raise
+                    failed = True
+                if failed:  # outside the handler: the failed attempt's activations are freed by now
+                    self.kit.empty_cache()
                     if self.batch_size == 1:
-                        raise RemasterError("out of GPU memory interpolating even one frame pair; free GPU "
-                                            "memory or set interpolate.scale: 0.5") from None
-                    self.batch_size //= 2
-            return rgb_to_yuv(out).cpu().numpy()
+                        raise RemasterError(f"out of GPU memory on {self.kit} interpolating even one frame pair; "
+                                            "free GPU memory or set interpolate.scale: 0.5")
+                    self.batch_size //= 2  # the same frames again, never skipping one
+                    continue
+                done += take
+            return rgb_to_yuv(torch.cat(parts)).cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,7 +331,7 @@ def interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, e
 
     from ..models.claims import job_device
 
-    with job_device(settings.device, log) as device:
+    with job_device(settings.device, log, settings.jobs_per_device) as device:
         return _interpolate_file(in_path, out_path, following=following, expected_frames=expected_frames, fps=fps,
                                  settings=replace(settings, device=str(device)), label=label, log=log,
                                  threads=threads, model=model)
@@ -266,7 +348,7 @@ def _interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, 
     if stream.get("pix_fmt") != "yuv420p10le":
         raise RemasterError(f"{in_path}: holds {stream.get('pix_fmt')}, not the upscaled shards' yuv420p10le")
     words = frame_words(width, height)
-    interpolator = Interpolator(settings, model)
+    interpolator = Interpolator(settings, model, log)
     rate = output_fps(fps, factor)
     log.info("%s: %d frames %dx%d at %s fps → ×%d at %s fps, RIFE on %s at %s%s", label, expected_frames, width,
              height, fps, factor, rate, interpolator.device, str(interpolator.dtype).removeprefix("torch."),

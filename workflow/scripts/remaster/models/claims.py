@@ -5,6 +5,9 @@ first visible GPU. A claim is an exclusive `flock` on a file named after the GPU
 machine: the kernel drops the lock when the process ends in any way (exit, exception, SIGKILL, OOM killer),
 so a dead job's GPU is free again at once, with no stale lock to clean up. UUIDs, not indices, name the
 files, because under SLURM every job sees its own GPU as index 0.
+
+`gpu_jobs_per_device: N` gives each GPU N claim slots (`<uuid>.slot<k>.lock`): jobs fill slot 0 of every
+GPU before slot 1 of any, so they spread over the GPUs first and share one only when all are busy.
 """
 
 from __future__ import annotations
@@ -67,23 +70,33 @@ def try_claim(keys: list[str], folder: Path) -> Claim | None:
     return None
 
 
+def slot_keys(keys: list[str], per_device: int) -> list[str]:
+    """The claim keys for `per_device` jobs on each GPU, every GPU's first slot before any GPU's second."""
+    if per_device <= 1:
+        return list(keys)
+    return [f"{key}.slot{slot}" for slot in range(per_device) for key in keys]
+
+
 def claim(keys: list[str], folder: Path | None = None, *, wait: float = float("inf"),
-          log: logging.Logger | None = None) -> Claim:
-    """Claim one of `keys` (one per visible GPU), waiting up to `wait` seconds for one to come free."""
+          log: logging.Logger | None = None, per_device: int = 1) -> Claim:
+    """Claim one of `keys` (one per visible GPU; `per_device` jobs each), waiting up to `wait` seconds for one
+    to come free. The claim's `index` is its GPU's."""
     if not keys:
         raise RemasterError("no GPU to claim: torch sees none; use device: cpu")
     folder = claim_folder() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
     warned = False
-    while (held := try_claim(keys, folder)) is None:
+    slots = slot_keys(keys, per_device)
+    while (held := try_claim(slots, folder)) is None:
         if time.monotonic() >= deadline:
-            raise RemasterError(f"every GPU of this machine ({len(keys)}) is held by another remaster job "
-                                f"(claims in {folder}); run with --resources gpu={len(keys)} or fewer")
+            raise RemasterError(f"every GPU of this machine ({len(keys)}, {per_device} job(s) each) is held by other "
+                                f"remaster jobs (claims in {folder}); run with --resources gpu={len(slots)} or fewer")
         if log is not None and not warned:
             log.warning("all %d GPUs are claimed by other jobs (%s); waiting for one", len(keys), folder)
             warned = True
         time.sleep(POLL_SECONDS)
+    held.index %= len(keys)  # slot-major order: position modulo the GPU count is the GPU
     return held
 
 
@@ -107,8 +120,9 @@ def gpu_keys(kind: str = "cuda") -> list[str]:
 
 
 @contextmanager
-def job_device(requested: str, log: logging.Logger):
-    """The torch device a GPU job runs on, claimed for the job's lifetime when `requested` is `auto`.
+def job_device(requested: str, log: logging.Logger, per_device: int = 1):
+    """The torch device a GPU job runs on, claimed for the job's lifetime when `requested` is `auto`
+    (one of `per_device` slots of a GPU: gpu_jobs_per_device).
 
     An explicit `cuda:N` is the user's choice and is not claimed; the CPU and MPS need no claim.
     """
@@ -119,7 +133,7 @@ def job_device(requested: str, log: logging.Logger):
         yield device
         return
     keys = gpu_keys(device.type)
-    held = claim(keys, log=log)
+    held = claim(keys, log=log, per_device=per_device)
     device = type(device)(device.type, held.index)
     log.info("GPU claimed: %s, %d of %d visible (claim %s)", describe(device), held.index + 1, len(keys), held.path)
     try:

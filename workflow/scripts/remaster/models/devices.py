@@ -97,10 +97,14 @@ class Device:
         return self.backend.stream(stream)
 
     def record(self, stream=None):
-        """An event recorded on `stream` (default: this device's current stream); None without streams."""
+        """An event recorded on `stream` (default: this device's current stream); None without streams.
+
+        CUDA events are blocking: a thread that waits on one sleeps until the GPU signals it, instead of
+        spinning on a core that ffmpeg's decoder and encoder need (torch's default event spins).
+        """
         if not self.has_streams:
             return None
-        event = self.backend.Event()
+        event = self.backend.Event(blocking=True) if self.kind == "cuda" else self.backend.Event()
         event.record(stream if stream is not None else self.current_stream())
         return event
 

@@ -15,7 +15,8 @@ video), then copies it to the GPU. The patched blocks share one cached mask per 
 device) — every shifted block's mask is the same, so one copy serves the whole model instead of one per
 block (~1.5 GB for SwinIR-M at DVD size) — and the patched `WindowAttention` runs
 `torch.nn.functional.scaled_dot_product_attention` with the relative-position bias and the mask as one
-additive mask. On a GPU, a head dimension that is not a multiple of 8 (SwinIR-M: 180/6 = 30) is padded
+additive mask (the mask's windows folded into the head axis, in calls of at most 65,535 windows × heads:
+CUDA's grid limit). On a GPU, a head dimension that is not a multiple of 8 (SwinIR-M: 180/6 = 30) is padded
 with zeros to the next multiple, so SDPA's fused kernels accept it; zero columns change no dot product.
 """
 
@@ -53,6 +54,37 @@ def _pad_heads(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch
     return tuple(F.pad(t, (0, extra)) for t in (q, k, v))
 
 
+# CUDA's grid.y and grid.z are at most 65,535: memory-efficient attention puts the head axis on one and the
+# batch axis on the other (pytorch#142228), so no SDPA call may have more windows × heads (or frames) than this
+GRID_MOST = 65535
+
+
+def _spans(total: int, most: int, unit: int = 1) -> list[tuple[int, int]]:
+    """[start, end) spans covering `total` in pieces of at most `most`, each a multiple of `unit`."""
+    step = max(unit, most // unit * unit)
+    return [(start, min(start + step, total)) for start in range(0, total, step)]
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float,
+               unit: int = 1) -> torch.Tensor:
+    """SDPA over (batch, heads, N, d) in calls whose batch and head axes stay within CUDA's grid (GRID_MOST).
+
+    `mask` broadcasts on the batch axis and has the full head axis (or 1); head spans are multiples of `unit`.
+    """
+    batch, heads = q.shape[:2]
+    if batch <= GRID_MOST and heads <= GRID_MOST:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    rows = []
+    for b0, b1 in _spans(batch, GRID_MOST):
+        parts = []
+        for h0, h1 in _spans(heads, GRID_MOST, unit):
+            part_mask = mask[:, h0:h1] if mask.shape[1] == heads else mask
+            parts.append(F.scaled_dot_product_attention(q[b0:b1, h0:h1], k[b0:b1, h0:h1], v[b0:b1, h0:h1],
+                                                        attn_mask=part_mask, scale=scale))
+        rows.append(torch.cat(parts, 1) if len(parts) > 1 else parts[0])
+    return torch.cat(rows) if len(rows) > 1 else rows[0]
+
+
 def _window_attention_forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """WindowAttention.forward through scaled_dot_product_attention (bias and mask as one additive mask)."""
     windows, tokens, channels = x.shape
@@ -63,7 +95,7 @@ def _window_attention_forward(self, x: torch.Tensor, mask: torch.Tensor | None =
     bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
     bias = bias.view(tokens, tokens, -1).permute(2, 0, 1)  # heads, N, N
     if mask is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype), scale=self.scale)
+        out = _attention(q, k, v, bias.unsqueeze(0).to(q.dtype), self.scale)
     else:
         # windows = frames × mask windows: fold the mask windows into the head axis so one mask broadcasts
         mask_windows = mask.shape[0]
@@ -71,8 +103,9 @@ def _window_attention_forward(self, x: torch.Tensor, mask: torch.Tensor | None =
         combined = (mask.unsqueeze(1).float() + bias.unsqueeze(0).float()).to(q.dtype)  # nW, heads, N, N
         combined = combined.reshape(1, mask_windows * heads, tokens, tokens)
         q, k, v = (t.reshape(frames, mask_windows * heads, tokens, -1) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=combined, scale=self.scale)
-        out = out.view(windows, heads, tokens, -1)
+        out = _attention(q, k, v, combined, self.scale, unit=heads)
+        # reshape, not view: SDPA's output may be laid out transposed, and a view then refuses batches > 1
+        out = out.reshape(windows, heads, tokens, -1)
     x = out[..., :head_dim].transpose(1, 2).reshape(windows, tokens, channels)
     return self.proj_drop(self.proj(x))
 

@@ -10,7 +10,8 @@ import json
 import logging
 import math
 import sys
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -164,6 +165,23 @@ class StepRun:
     tile: int = 0
     tile_overlap: int = 16
     batched: bool = True  # False: the model's code mishandles batches (seen at load), frames go one by one
+    tf32: bool = False  # an fp32 fallback on a GPU: TF32 matmuls allowed (the half precisions were refused)
+
+
+@contextmanager
+def tf32_matmuls(device: torch.device, allowed: bool):
+    """TF32 for fp32 matmuls on a CUDA device while the block runs (convolutions already use it by default)."""
+    if not allowed or device.type != "cuda" or torch.compiler.is_compiling():  # a traced graph keeps the global
+        yield
+        return
+    # the legacy flag: reading it (as library code does) raises in torch 2.14 once the new API set tf32
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = before
 
 
 def run_step(step: ImageModelDescriptor, batch: torch.Tensor, batched: bool = True) -> torch.Tensor:
@@ -231,14 +249,28 @@ def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: 
                      f"{_first_line(error)}; {advice}")
 
 
+def all_finite(values: torch.Tensor) -> bool:
+    """Whether every value is finite: one reduction and one sync, per batch, not per frame."""
+    return bool(torch.isfinite(values).all())
+
+
 @dataclass
 class Chain:
-    """The loaded models in order, with the device they run on and the precision frames enter at."""
+    """The loaded models in order, with the device they run on and the precision frames enter at.
+
+    Every batch's output is checked for inf/NaN (a half precision proven on a small frame can still
+    overflow on a real one, and NaN would become black pixels in the 16-bit cast): a batch that holds any
+    is redone step by step, a failing half-precision step at fp32 (its weights read again from its file),
+    with a warning in the log. A step that gives inf/NaN at fp32 is a one-line error: never a black frame.
+    """
 
     steps: list[ImageModelDescriptor]
     device: torch.device
     dtype: torch.dtype
     runs: list[StepRun] = field(default_factory=list)
+    log: logging.Logger | None = None
+    fallbacks: dict = field(default_factory=dict)  # step number → its fp32 descriptor, made on first need
+    recovered: int = 0  # batches redone at fp32 because a half precision gave inf or NaN
 
     @property
     def scale(self) -> int:
@@ -251,29 +283,85 @@ class Chain:
     def _runs(self) -> list[StepRun]:
         return self.runs or [StepRun(Path(), self.dtype) for _ in self.steps]
 
+    def _step(self, number: int, step: ImageModelDescriptor, run: StepRun, batch: torch.Tensor, tile: int,
+              overlap: int) -> torch.Tensor:
+        from .devices import is_out_of_memory
+
+        step_tile = run.tile or (tile if can_tile(step) else 0)
+        step_overlap = run.tile_overlap if run.tile else overlap
+        try:
+            with tf32_matmuls(self.device, run.tf32):
+                batch = batch.to(run.dtype)
+                if step_tile and can_tile(step):
+                    return run_tiled(lambda part, step=step, run=run: run_step(step, part, run.batched), batch,
+                                     step_tile, step_overlap, scale=step.scale)
+                return run_step(step, batch, run.batched)
+        except Exception as error:
+            if is_out_of_memory(error) or isinstance(error, RemasterError):
+                raise
+            raise step_failure(number, step, run, self.device, error) from error
+
+    def forward(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+        """The chain without the finiteness check (what torch.compile traces): float32 out.
+
+        Each step's output goes to the next as it is (cast only to that step's precision) and the last
+        step's leaves as float32, so a bf16 step never rounds the output of a finer step after it.
+        """
+        for number, (step, run) in enumerate(zip(self.steps, self._runs(), strict=True), start=1):
+            batch = self._step(number, step, run, batch, tile, overlap)
+        return batch.float()
+
     def __call__(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
-        """NCHW RGB in [0, 1] in; the whole chain's output out, at `dtype`.
+        """NCHW RGB in [0, 1] in; the whole chain's output out, as float32, every value finite.
 
         `tile` (chain-wide, or the out-of-memory fallback) tiles every step that may be tiled and has no
         tile of its own; a colourizer is never tiled, since each tile would get its own colours.
         """
-        from .devices import is_out_of_memory
+        out = self.forward(batch, tile, overlap)
+        return out if all_finite(out) else self.recover(batch, tile, overlap)
 
-        for number, (step, run) in enumerate(zip(self.steps, self._runs(), strict=True), start=1):
-            step_tile = run.tile or (tile if can_tile(step) else 0)
-            step_overlap = run.tile_overlap if run.tile else overlap
+    def fallback(self, number: int, step: ImageModelDescriptor, run: StepRun) -> ImageModelDescriptor:
+        """Step `number` at fp32 on the chain's device: read again from its file (the loaded weights are
+        already rounded to the half precision), fast paths patched, kept for the rest of the job."""
+        if number not in self.fallbacks:
+            from . import fastpaths
+
+            if run.path.is_file():
+                descriptor = load_model(run.path)
+                fastpaths.patch_model(descriptor.model)
+            else:  # a chain built in memory: its own weights, widened
+                import copy
+
+                descriptor = copy.deepcopy(step)
             try:
-                batch = batch.to(run.dtype)
-                if step_tile and can_tile(step):
-                    batch = run_tiled(lambda part, step=step, run=run: run_step(step, part, run.batched), batch,
-                                      step_tile, step_overlap, scale=step.scale)
-                else:
-                    batch = run_step(step, batch, run.batched)
-            except Exception as error:
-                if is_out_of_memory(error) or isinstance(error, RemasterError):
-                    raise
-                raise step_failure(number, step, run, self.device, error) from error
-        return batch.to(self.dtype)
+                descriptor.model.to(device=self.device, dtype=torch.float32, memory_format=torch.channels_last)
+            except RuntimeError:  # 5-D weights have no channels-last layout
+                descriptor.model.to(device=self.device, dtype=torch.float32)
+            self.fallbacks[number] = descriptor
+        return self.fallbacks[number]
+
+    def recover(self, batch: torch.Tensor, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+        """The batch again, step by step: a step whose output holds inf/NaN is redone at fp32 (TF32 allowed)."""
+        log = self.log or logging.getLogger("remaster")
+        self.recovered += 1
+        for number, (step, run) in enumerate(zip(self.steps, self._runs(), strict=True), start=1):
+            out = self._step(number, step, run, batch, tile, overlap)
+            if not all_finite(out):
+                name = DTYPE_NAMES.get(run.dtype, str(run.dtype))
+                if run.dtype == torch.float32:
+                    advice = "use another model" if self.device.type == "cpu" else \
+                        "try device: cpu to tell a model fault from a device fault"
+                    raise StepError(f"{run.path}: models[{number}] ({step.architecture.name}) gives inf or NaN "
+                                    f"at fp32 on {self.device}; the model cannot run these frames: {advice}")
+                log.warning("%s: models[%d] (%s) gave inf or NaN at %s on a batch of %d frames; redoing it at fp32",
+                            run.path, number, step.architecture.name, name, len(batch))
+                wide = replace(run, dtype=torch.float32, tf32=True)
+                out = self._step(number, self.fallback(number, step, run), wide, batch, tile, overlap)
+                if not all_finite(out):
+                    raise StepError(f"{run.path}: models[{number}] ({step.architecture.name}) gives inf or NaN "
+                                    f"on {self.device} even at fp32; the model cannot run these frames")
+            batch = out
+        return batch.float()
 
 
 def choose_device(requested: str) -> torch.device:
@@ -449,8 +537,10 @@ def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "au
         # a chain-wide tile never reaches a colourizer; a step's own tile is the user's explicit choice
         runs.append(StepRun(step.path, dtype,
                             (tile if can_tile(descriptor) else 0) if step.tile is None else step.tile,
-                            tile_overlap if step.tile_overlap is None else step.tile_overlap, batched))
-    return Chain(descriptors, torch_device, runs[0].dtype, runs)
+                            tile_overlap if step.tile_overlap is None else step.tile_overlap, batched,
+                            # fp32 because the half precisions were refused: TF32 keeps most of their speed
+                            tf32=dtype == torch.float32 and candidates[0] != torch.float32))
+    return Chain(descriptors, torch_device, runs[0].dtype, runs, log=log)
 
 
 def load_chain(paths: list[Path | ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",

@@ -102,6 +102,7 @@ class UpscaleSettings:
     compile: bool = default("compile")  # torch.compile the chain; speed only, like device and batch_size
     form: str = default("upscaled_form")  # how the upscaled shard is stored: compact (x264 near-lossless) or lossless (FFV1)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)  # the stage after the chain
+    jobs_per_device: int = default("gpu_jobs_per_device")  # GPU jobs that may share one GPU (run-wide; speed only)
 
     def staleness_key(self) -> dict:
         """The settings that change the upscaled frames; a rule's params, so a change reruns the shards.
@@ -129,6 +130,7 @@ class InterpolateSettings:
     device: str = default("device")
     precision: str = default("precision")
     batch_size: int | None = _auto_default("batch_size", int)
+    jobs_per_device: int = default("gpu_jobs_per_device")  # (run-wide)
 
     @property
     def enabled(self) -> bool:
@@ -261,6 +263,7 @@ def from_config(config: dict) -> Settings:
             form=str(config["upscaled_form"]),
             temporal=TemporalSettings(strength=round(float(config["temporal"]["strength"]), 2),
                                       weights=Path(config["temporal"]["weights"])),
+            jobs_per_device=int(config["gpu_jobs_per_device"]),
         ),
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
@@ -283,6 +286,7 @@ def interpolate_settings(config: dict) -> InterpolateSettings:
         raise RemasterError(f"interpolate.model: {model}: not a weights file remaster loads (.pkl, .pth, .ckpt, "
                             ".safetensors); TorchScript files run code when loaded and are refused")
     return InterpolateSettings(
+        jobs_per_device=int(config["gpu_jobs_per_device"]),
         factor=factor,
         model=Path(model) if model else None,
         scene_threshold=float(options["scene_threshold"]),
