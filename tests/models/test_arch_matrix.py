@@ -27,7 +27,8 @@ from safetensors.torch import save_file
 
 from remaster.frames import engine
 from remaster.models import loading as models
-from remaster.models.loading import check_chain, load_chain_steps
+from remaster.models.check import check_chain
+from remaster.models.loading import load_chain_steps
 from remaster.output.preview import still_runner, upscale_still
 from remaster.run.errors import RemasterError
 from remaster.run.settings import ModelStep, UpscaleSettings

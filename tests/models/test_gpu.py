@@ -19,6 +19,7 @@ import torch
 
 from remaster.frames import engine
 from remaster.models import loading as models
+from remaster.models import precision
 from remaster.models.devices import Device
 from remaster.run.settings import ModelStep, UpscaleSettings
 from support.workflow import make_compact
@@ -122,7 +123,7 @@ def test_compile_runs_on_cuda(shard, tmp_path, no_tf32):
 def test_auto_precision_asks_the_gpu_about_bf16(tmp_path):
     path = make_compact(tmp_path / "c.safetensors")
     descriptor = models.load_model(path)
-    candidates = models.candidate_dtypes(descriptor, torch.device("cuda:0"))
+    candidates = precision.candidate_dtypes(descriptor, torch.device("cuda:0"))
     assert candidates[0] == torch.float16 and candidates[-1] == torch.float32
     assert (torch.bfloat16 in candidates) == torch.cuda.is_bf16_supported(including_emulation=False)
     assert Device(torch.device("cuda:0")).supports(torch.float16)

@@ -17,7 +17,9 @@ from remaster.frames import engine
 from remaster.frames.yuv import rgb_to_yuv420p10
 from remaster.models import fastpaths
 from remaster.models import loading as models
-from remaster.models.loading import check_chain, load_chain, load_chain_steps
+from remaster.models import precision as precisions
+from remaster.models.check import check_chain
+from remaster.models.loading import load_chain, load_chain_steps
 from remaster.output.preview import still_runner, upscale_still
 from remaster.run.errors import RemasterError
 from remaster.run.settings import ModelStep, UpscaleSettings
@@ -63,7 +65,7 @@ def rgt() -> torch.nn.Module:
 def test_half_precision_attention_runs_at_an_odd_frame_size(tmp_path, build):
     path = save(build(), tmp_path / "model.safetensors")
     reference = load_chain_steps([ModelStep(path, precision="fp32")], device="cpu")
-    halves = [name for name in models.supported_precisions(reference.steps[0]) if name != "fp32"]
+    halves = [name for name in precisions.supported_precisions(reference.steps[0]) if name != "fp32"]
     assert "bf16" in halves  # what `auto` gave these on a GPU, and what crashed there
     frame = torch.rand(ODD)
     for precision in halves:
@@ -71,7 +73,7 @@ def test_half_precision_attention_runs_at_an_odd_frame_size(tmp_path, build):
         with torch.inference_mode():
             out, ref = chain(frame).float(), reference(frame)
         assert chain.runs[0].dtype == models.DTYPES[precision]
-        assert (out - ref).abs().mean() < models.PROVE_TOLERANCE
+        assert (out - ref).abs().mean() < precisions.PROVE_TOLERANCE
 
 
 @pytest.mark.unit
@@ -88,7 +90,7 @@ def test_auto_proves_what_a_gpu_would_run_and_falls_back_with_a_reason(tmp_path,
     assert [run.tf32 for run in chain.runs] == [False, True]  # an fp32 fallback keeps TF32's speed on a GPU
     assert "FFTformer does not run at bf16" in caplog.text and "using fp32" in caplog.text
     # the CPU itself runs fp32 on auto: its half precisions are emulated and slower
-    assert models.candidate_dtypes(chain.steps[0], torch.device("cpu")) == [torch.float32]
+    assert precisions.candidate_dtypes(chain.steps[0], torch.device("cpu")) == [torch.float32]
 
 
 @pytest.mark.unit

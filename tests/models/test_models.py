@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from remaster.models.loading import check_chain, load_chain, load_chain_steps, load_model, luma, main
+from remaster.models.check import check_chain, main
+from remaster.models.loading import load_chain, load_chain_steps, load_model, luma
 from remaster.run.errors import RemasterError
 from remaster.run.settings import ModelStep, UpscaleSettings, model_steps
 from support.workflow import make_compact, snakemake, write_config

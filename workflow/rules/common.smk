@@ -206,7 +206,7 @@ def check_models_at_start():
     time. The check_models rule writes the same facts for the report; it is not an input of the shard rules,
     so re-checking never makes a shard stale.
     """
-    from remaster.models.loading import check_chain
+    from remaster.models.check import check_chain
 
     # who holds this run's locks, so that the next run can tell a killed run's lock from a live one
     preflight.record_lock_owner(getattr(workflow.persistence, "_lockfile", {}).values())

@@ -9,7 +9,7 @@ from remaster.run.logs import reported, step_logger
 
 log = step_logger("check_models", snakemake.log[0])
 with reported(log):
-    from remaster.models.loading import check_chain
+    from remaster.models.check import check_chain
 
     settings = snakemake.params.settings
     # the run path's loader, each step proven on the CPU at the precisions a GPU would try (the GPU jobs

@@ -224,7 +224,8 @@ class Interpolator:
 
     def _prove(self, precision: str, name: str) -> torch.dtype:
         """The precision to run: `auto`'s first that gives a test pair like fp32 does, or the one asked for."""
-        from ..models.loading import AUTO_ORDER, DTYPE_NAMES, DTYPES, PROVE_TOLERANCE, prove_frame
+        from ..models.loading import DTYPE_NAMES, DTYPES
+        from ..models.precision import AUTO_ORDER, PROVE_TOLERANCE, prove_frame
 
         if precision == "auto":
             candidates = [dtype for dtype in AUTO_ORDER if self.kit.supports(dtype)]

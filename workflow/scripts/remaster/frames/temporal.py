@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from ..models.loading import AUTO_ORDER, PROVE_TOLERANCE, run_tiled
+from ..models.loading import run_tiled
+from ..models.precision import AUTO_ORDER, PROVE_TOLERANCE
 from ..models.temporalfix import RADIUS, WINDOW, load_temporalfix
 from ..run.errors import RemasterError
 

@@ -4,7 +4,7 @@ step, the device chosen and claimed, fast paths patched; everything that runs a 
 from .. import lazy_surface
 
 _SURFACE = {
-    "load_model": "loading", "load_chain": "loading", "load_chain_steps": "loading", "check_chain": "loading",
+    "load_model": "loading", "load_chain": "loading", "load_chain_steps": "loading", "check_chain": "check",
     "Chain": "loading", "run_tiled": "loading",
     "Device": "devices",
     "claim": "claims", "job_device": "claims",

@@ -1,5 +1,5 @@
 """`python -m remaster.models inspect FILE...`: what a model file is, without running a film through it."""
 
-from .loading import main
+from .check import main
 
 raise SystemExit(main())

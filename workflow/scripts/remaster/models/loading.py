@@ -5,11 +5,8 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -371,137 +368,6 @@ def choose_device(requested: str) -> torch.device:
     return resolve(requested)
 
 
-def supported_precisions(step: ImageModelDescriptor) -> list[str]:
-    """What the architecture's descriptor claims it runs in (not yet proven: see `prove`)."""
-    return ["fp32"] + (["fp16"] if step.supports_half else []) + (["bf16"] if step.supports_bfloat16 else [])
-
-
-# --- precision: chosen per step, and only where it was seen to run ---------------------------------------
-
-# an odd frame: a multiple of no window (7, 8, 12, 16, 24, 32) and of no training size, so a model's code
-# for padded and shifted windows runs, as it will on a DVD frame; small, so proving costs well under a second
-PROVE_SIZE = (29, 37)
-# mean absolute difference from fp32 (values in [0, 1], clamped) above which a precision is not trusted:
-# 1/255, one 8-bit level on average. Rounding in bf16 (8 mantissa bits) or fp16 (11) stays far below it
-# on a working model; overflow, a lost mask or a broken kernel lands far above it.
-PROVE_TOLERANCE = 1 / 255
-# fallbacks of `auto`, fastest first (fp16 has more mantissa than bf16, and runs where bf16 is emulated)
-AUTO_ORDER = (torch.float16, torch.bfloat16, torch.float32)
-
-
-def candidate_dtypes(step: ImageModelDescriptor, device: torch.device, *, as_gpu: bool = False) -> list[torch.dtype]:
-    """The precisions `auto` tries for a step on `device`, fastest first, ending in fp32.
-
-    The CPU runs fp32 (its half precisions are emulated and slower), unless `as_gpu` asks what a GPU would
-    try: the start-up check on a machine without one proves the GPU's precisions on the CPU.
-    """
-    from .devices import Device
-
-    claimed = {torch.float16: step.supports_half, torch.bfloat16: step.supports_bfloat16, torch.float32: True}
-    kit = Device(device)
-    usable = (lambda dtype: True) if as_gpu else kit.supports
-    return [dtype for dtype in AUTO_ORDER if claimed[dtype] and usable(dtype)]
-
-
-def prove_frame(step: ImageModelDescriptor, device: torch.device) -> torch.Tensor:
-    """A fixed, smooth-and-detailed RGB test frame of PROVE_SIZE (not random: the same on every run)."""
-    height, width = PROVE_SIZE
-    y = torch.linspace(0, 1, height).view(1, 1, height, 1)
-    x = torch.linspace(0, 1, width).view(1, 1, 1, width)
-    frame = torch.cat([x * y, (x + y) / 2, 0.5 + 0.4 * torch.sin(17 * x + 11 * y)], dim=1).expand(1, 3, height, width)
-    return frame.contiguous(memory_format=torch.channels_last).to(device)
-
-
-def _try(step: ImageModelDescriptor, frame: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor | None, str]:
-    try:
-        with torch.inference_mode():
-            out = run_step(step, frame.to(dtype)).float()
-    except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
-        return None, _first_line(error)
-    if not torch.isfinite(out).all():
-        return None, "its output holds inf or NaN (overflow)"
-    return out.clamp(0, 1), ""
-
-
-def prove(step: ImageModelDescriptor, device: torch.device, candidates: list[torch.dtype], *,
-          name: str, log: logging.Logger | None = None) -> torch.dtype:
-    """Move the step to `device` at the first of `candidates` that runs PROVE_SIZE frames like fp32 does.
-
-    Each refused precision is logged with its reason. The fp32 weights are kept aside while trying, so a
-    fallback never runs on weights already rounded to a lower precision. Raises a one-line RemasterError
-    when not even the last candidate runs.
-    """
-    model = step.model
-    try:
-        model.to(device=device, dtype=torch.float32, memory_format=torch.channels_last)
-    except RuntimeError:  # 5-D weights (FFTformer) have no channels-last layout: keep theirs
-        model.to(device=device, dtype=torch.float32)
-    frame = prove_frame(step, device)
-    reference, why = _try(step, frame, torch.float32)
-    if reference is None:
-        raise RemasterError(f"{name}: {step.architecture.name} cannot run a {PROVE_SIZE[1]}x{PROVE_SIZE[0]} frame on "
-                            f"{device} even at fp32: {why}")
-    if candidates == [torch.float32]:
-        return torch.float32
-    kept = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    for dtype in candidates:
-        if dtype == torch.float32:
-            break
-        model.to(dtype=dtype)
-        out, why = _try(step, frame, dtype)
-        if out is not None:
-            difference = float((out - reference).abs().mean())
-            if difference <= PROVE_TOLERANCE:
-                del kept
-                return dtype
-            why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
-        model.to(dtype=torch.float32)
-        model.load_state_dict(kept)
-        last_error = f"{DTYPE_NAMES[dtype]}: {why}"
-        position = candidates.index(dtype) + 1
-        if position == len(candidates):  # an explicit precision, or no fallback left: not a silent change
-            break
-        fallback = DTYPE_NAMES[candidates[position]]
-        if log is not None:
-            log.warning("%s: %s does not run at %s on %s (%s); using %s", name, step.architecture.name,
-                        DTYPE_NAMES[dtype], device, why, fallback)
-    if candidates[-1] != torch.float32:
-        raise RemasterError(f"{name}: {step.architecture.name} does not run on {device} at "
-                            f"{last_error}; use precision: auto or fp32")
-    return torch.float32
-
-
-def prove_batches(step: ImageModelDescriptor, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether the step gives a batch of two frames what it gives each frame alone (SeemoRe and DRUNet in
-    spandrel 0.4.2 fail on batches: their call paths assume one frame)."""
-    frame = prove_frame(step, device).to(dtype)
-    pair = torch.cat([frame, frame.flip(-1)])
-    try:
-        with torch.inference_mode():
-            together = run_step(step, pair).float()
-            alone = torch.cat([run_step(step, one) for one in pair.split(1)]).float()
-    except Exception:  # noqa: BLE001 - a batch it cannot run: frames go one at a time
-        return False
-    return together.shape == alone.shape and float((together - alone).abs().mean()) <= PROVE_TOLERANCE
-
-
-def step_candidates(step: ImageModelDescriptor, device: torch.device, requested: str, where: str,
-                    name: str, *, as_gpu: bool = False) -> list[torch.dtype]:
-    """What to try for one step: `auto`'s fallbacks, or exactly the precision asked for (if it can be)."""
-    from .devices import Device
-
-    if requested == "auto":
-        return candidate_dtypes(step, device, as_gpu=as_gpu)
-    if requested not in supported_precisions(step):
-        raise RemasterError(f"{name}: {where}: {requested} is not supported by {step.architecture.name} "
-                            f"(it runs {', '.join(supported_precisions(step))}); use auto")
-    dtype = DTYPES[requested]
-    if not as_gpu and device.type != "cpu" and not Device(device).supports(dtype):
-        raise RemasterError(f"{name}: {where}: {requested} is not supported by {Device(device)}; "
-                            "use precision: auto or fp16")
-    return [dtype]
-
-
 def as_step(entry: ModelStep | Path | str) -> ModelStep:
     return entry if isinstance(entry, ModelStep) else ModelStep(Path(entry))
 
@@ -516,6 +382,7 @@ def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "au
     odd-sized frame like fp32 does; an explicit precision that fails this is a one-line error.
     """
     from . import fastpaths
+    from .precision import prove, prove_batches, step_candidates
 
     torch_device = device if isinstance(device, torch.device) else choose_device(device)
     descriptors, runs = [], []
@@ -547,114 +414,3 @@ def load_chain(paths: list[Path | ModelStep], *, device: str | torch.device = "a
                log: logging.Logger | None = None) -> Chain:
     """Load every model of the chain (paths, or ModelSteps with their own options) onto the device."""
     return load_chain_steps([as_step(entry) for entry in paths], device=device, precision=precision, log=log)
-
-
-# --- inspection and the start-of-run check ------------------------------------------------------------
-
-
-def describe(descriptor: ImageModelDescriptor, path: Path | None = None) -> dict:
-    """What a user wants to know about a model file, as plain JSON-able values."""
-    size = descriptor.size_requirements
-    return {
-        "file": str(path) if path is not None else None,
-        "architecture": descriptor.architecture.name,
-        "architecture_id": descriptor.architecture.id,
-        "purpose": descriptor.purpose,
-        "scale": descriptor.scale,
-        "input_channels": descriptor.input_channels,
-        "output_channels": descriptor.output_channels,
-        "parameters": sum(p.numel() for p in descriptor.model.parameters()),
-        "precisions": supported_precisions(descriptor),
-        "size_requirements": {"minimum": size.minimum, "multiple_of": size.multiple_of, "square": size.square},
-        "tiling": descriptor.tiling.name.lower(),
-        "tags": list(descriptor.tags),
-        "licence": licence(descriptor),
-        "extra_arches_installed": EXTRA_ARCHES,
-    }
-
-
-def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0, *,
-                device: str = "cpu", log: logging.Logger | None = None) -> dict:
-    """Load every step through the run path and prove it before a frame is decoded.
-
-    Each step runs one odd-sized frame at the precisions it would try on a GPU, proven on the CPU by default
-    (so Snakemake's own process never opens a CUDA context that would hold GPU memory for the whole run;
-    each GPU job proves again on its own device), falling back with a logged reason. Raises a one-line
-    RemasterError naming the file: unreadable or unrecognised, a precision it cannot run, channels remaster
-    cannot chain, a tile below its minimum, or a `scale` beyond the chain's.
-    """
-    report = []
-    for number, step in enumerate(steps, start=1):
-        descriptor = load_model(step.path)
-        asked, where = (step.precision, f"models[{number}].precision") if step.precision != "auto" else (precision, "precision")
-        if asked != "auto" and asked not in supported_precisions(descriptor):
-            raise RemasterError(f"{step.path}: {where}: {asked} is not supported by "
-                                f"{descriptor.architecture.name} (it runs {', '.join(supported_precisions(descriptor))})")
-        if descriptor.input_channels not in (1, 3, 4) or descriptor.output_channels not in (1, 3, 4):
-            raise RemasterError(f"{step.path}: {descriptor.architecture.name} takes {descriptor.input_channels} and "
-                                f"gives {descriptor.output_channels} channels; remaster chains grey, RGB or RGBA "
-                                "models only")
-        step_tile = tile if step.tile is None else step.tile
-        if step_tile and descriptor.size_requirements.minimum > step_tile:
-            raise RemasterError(f"{step.path}: tile: {step_tile} is below the model's minimum size "
-                                f"{descriptor.size_requirements.minimum}; use a bigger tile")
-        entry = describe(descriptor, step.path)
-        entry["options"] = {"precision": step.precision, "tile": step.tile, "tile_overlap": step.tile_overlap}
-        report.append(entry)
-        del descriptor
-    chain_scale = math.prod(entry["scale"] for entry in report)
-    if scale is not None and scale > chain_scale:
-        files = " → ".join(Path(entry["file"]).name for entry in report)
-        raise RemasterError(f"scale: asks ×{scale:g} but the chain ({files}) gives ×{chain_scale}; "
-                            f"lower scale or add a model")
-    # the run path itself, on this machine's device; without a GPU, the GPU's precisions proven on the CPU
-    torch_device = choose_device(device)
-    chain = load_chain_steps(steps, device=torch_device, precision=precision, tile=tile, log=log,
-                             as_gpu=torch_device.type == "cpu")
-    for entry, run in zip(report, chain.runs, strict=True):
-        entry["proven_precision"] = DTYPE_NAMES[run.dtype]
-        entry["proven_on"] = str(torch_device)
-    del chain
-    return {"steps": report, "chain_scale": chain_scale, "scale": scale if scale is not None else chain_scale}
-
-
-def _format(info: dict) -> str:
-    size = info["size_requirements"]
-    needs = [f"minimum {size['minimum']}px"] if size["minimum"] > 1 else []
-    needs += [f"multiple of {size['multiple_of']}"] if size["multiple_of"] > 1 else []
-    needs += ["square"] if size["square"] else []
-    lines = [
-        f"{info['file']}",
-        f"  architecture  {info['architecture']} ({info['purpose']}; {', '.join(info['tags']) or 'no tags'})",
-        f"  scale         ×{info['scale']}",
-        f"  channels      {info['input_channels']} in, {info['output_channels']} out"
-        + ("  (colorizer: keeps the source's luma, adds chroma)" if info["input_channels"] == 1 and info["output_channels"] == 3 else ""),
-        f"  parameters    {info['parameters']:,}",
-        f"  precisions    {', '.join(info['precisions'])}",
-        f"  size          {', '.join(needs) or 'any'} (spandrel pads to fit); tiling {info['tiling']}",
-        f"  licence       {info['licence']}",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m remaster.models", description="Inspect spandrel model files.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    inspect = commands.add_parser("inspect", help="print architecture, scale, parameters, precisions, licence")
-    inspect.add_argument("files", type=Path, nargs="+")
-    inspect.add_argument("--json", action="store_true", help="one JSON object per file")
-    args = parser.parse_args(argv)
-    status = 0
-    for path in args.files:
-        try:
-            info = describe(load_model(path), path)
-        except RemasterError as error:
-            print(f"error: {error}", file=sys.stderr)
-            status = 1
-            continue
-        print(json.dumps(info) if args.json else _format(info))
-    return status
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
