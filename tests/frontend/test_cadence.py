@@ -34,6 +34,23 @@ needs_mjpegtools = pytest.mark.skipif(not (shutil.which("mpeg2enc") and shutil.w
                                       reason="mjpegtools (mpeg2enc, mplex) not installed")
 
 
+@pytest.mark.unit
+def test_film_runs_shorter_than_a_cadence_cycle_inside_video_are_video():
+    """Two clean frames in native video (a still moment field matching leaves clean) made a film section
+    of their own before: the master's video part was cut into one- and two-frame film/video sections."""
+    small, big = 100, 100_000
+    combed = [True] * 10 + [False] * 2 + [True] * 8 + [False] + [True] * 9 + [False] * 30
+    diffs = [big] * len(combed)
+    for i in range(32, 60, 5):
+        diffs[i] = small
+    sections = cadence_sections(combed, diffs)
+    assert [(s["kind"], s["start"], s["end"]) for s in sections] == [("video", 0, 30), ("film", 30, 60)]
+    # a title that is all film keeps even a short film run; a five-frame run (one whole cycle) stays film
+    assert [s["kind"] for s in cadence_sections([False] * 3, [big] * 3)] == ["film"]
+    combed = [True] * 10 + [False] * 5 + [True] * 10
+    assert [s["kind"] for s in cadence_sections(combed, [big] * 25)] == ["video", "film", "video"]
+
+
 def _prepare(source: Path, tmp_path: Path, **settings) -> tuple[dict, dict, Path]:
     """Detect, plan and prepare `source` as the workflow does; (plan, facts, prepared file)."""
     ffmpeg = media.tool("ffmpeg")
