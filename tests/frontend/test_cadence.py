@@ -226,3 +226,43 @@ def test_full_range_capture_keeps_its_range_for_the_decoder(tmp_path):
     frame = read_frame(capture, timestamps[middle], probe, plan)
     upscaler = values.reshape(-1, *frame.shape)[middle]
     assert np.abs(frame.astype(int) - upscaler).max() <= 1
+
+
+@pytest.mark.unit
+def test_prepare_drains_ffmpegs_messages_while_reading_its_progress(tmp_path, monkeypatch):
+    """ffmpeg with much to say (a damaged disc's decode errors) must not hang the job: its messages went
+    to a pipe no one read while the progress lines were read."""
+    import sys
+    import threading
+
+    chatty = [sys.executable, "-c", "import sys; sys.stderr.write('decode error\\n' * 40000); "
+              "sys.stderr.write('the last message\\n'); print('progress=end'); sys.exit(1)"]
+    monkeypatch.setattr(prepare, "prepare_command", lambda *args, **kwargs: chatty)
+    plan = {"fps": "25/1", "filters": "", "model_input": [64, 48]}
+    outcome = []
+
+    def run():
+        try:
+            prepare.prepare_title(tmp_path / "title.vob", plan, tmp_path / "prepared.mkv", expected_seconds=1,
+                                  log=logging.getLogger("test"))
+        except RemasterError as error:
+            outcome.append(str(error))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "prepare_title hung on ffmpeg's undrained messages"
+    assert outcome and "title.vob: preparing the frames failed: the last message" in outcome[0]
+
+
+@pytest.mark.unit
+def test_a_failing_analysis_is_one_line_naming_the_file(tmp_path):
+    from remaster.frontend.measure import ffmpeg_log
+
+    not_video = tmp_path / "notes.vob"
+    not_video.write_text("not a video\n")
+    cmd = [media.tool("ffmpeg"), "-hide_banner", "-nostdin", "-i", media.input_path(not_video), "-f", "null", "-"]
+    with pytest.raises(RemasterError) as error:
+        ffmpeg_log(cmd)
+    assert str(error.value).startswith(f"{not_video}: ffmpeg failed analysing the pictures")
+    assert "\n" not in str(error.value)

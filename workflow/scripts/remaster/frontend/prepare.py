@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -104,21 +105,27 @@ def prepare_title(title: Path, plan: dict, out_path: Path, *, expected_seconds: 
     tmp.unlink(missing_ok=True)
     fps = Fraction(plan["fps"])
     expected = max(int(round(expected_seconds * fps)), 1)
-    proc = subprocess.Popen(prepare_command(title, plan, tmp, retime=retime), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     stats: dict[str, str] = {}
     start = last = time.monotonic()
-    for line in proc.stdout:
-        key, _, value = line.strip().partition("=")
-        stats[key] = value
-        if key == "progress" and time.monotonic() - last >= 5:
-            last = time.monotonic()
-            done = int(stats.get("frame", 0) or 0)
-            rate = done / (last - start)
-            eta = (expected - done) / rate if rate else 0
-            log.info("prepare: %d/~%d frames, %.1f fps, ETA %dm%02ds", done, expected, rate, eta // 60, eta % 60)
-    stderr = proc.stderr.read()
-    if proc.wait() != 0:
+    # ffmpeg's messages go to a file, not a pipe: a damaged disc's many decode errors would fill a pipe
+    # no one reads while the progress lines are read, and both processes would wait forever
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(prepare_command(title, plan, tmp, retime=retime), stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            stats[key] = value
+            if key == "progress" and time.monotonic() - last >= 5:
+                last = time.monotonic()
+                done = int(stats.get("frame", 0) or 0)
+                rate = done / (last - start)
+                eta = (expected - done) / rate if rate else 0
+                log.info("prepare: %d/~%d frames, %.1f fps, ETA %dm%02ds", done, expected, rate, eta // 60,
+                         eta % 60)
+        proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         last_line = (stderr.strip().splitlines() or ["no message"])[-1]
         raise RemasterError(f"{title}: preparing the frames failed: {last_line}")
