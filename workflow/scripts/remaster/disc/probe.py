@@ -107,11 +107,30 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
 def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
     """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
     there are IFOs."""
+    import tempfile
+
+    from .dvd import DiscError, iso_ifos
+    from .source import resolve_source, video_ts_folder
+
+    if isinstance(source, (list, tuple)):
+        return {}
+    kind = resolve_source(source).kind
+    if kind == "iso":  # a DVD image: its IFOs, copied out of it, say the same
+        with tempfile.TemporaryDirectory() as ifos:
+            try:
+                facts = _ifo_facts(iso_ifos(Path(source), Path(ifos)), log, title_number, angle)
+            except DiscError as error:
+                log.warning("%s", error)
+                return {}
+        return {**facts, "name": Path(source).stem.replace("_", " ").strip() or None} if facts else {}
+    if not Path(source).is_dir():
+        return {}
+    return _ifo_facts(video_ts_folder(Path(source)), log, title_number, angle)
+
+
+def _ifo_facts(folder: Path, log, title_number: int | str, angle: int) -> dict:
     from .dvd import DiscError, find_title
 
-    if isinstance(source, (list, tuple)) or not Path(source).is_dir():
-        return {}
-    folder = Path(source)
     try:
         title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
     except DiscError as error:
