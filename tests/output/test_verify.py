@@ -142,3 +142,54 @@ def test_failed_check_stops_the_workflow(run):
     assert result.returncode != 0
     assert "verification failed: frame_count is 23, expected 24 (-1 frames)" in result.stdout + result.stderr
     assert not (run / RESULTS / "verify_master" / "verify.json").exists()
+
+
+# --- false failures: what a master's decoder says, not what the pipe's muxer says of its own output ------
+
+def _x264_mkv(path: Path, rate: int, frames: int) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate={rate}",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p",
+                    f"file:{path}"], check=True)
+    return path
+
+
+def test_muxer_complaints_about_its_own_output_are_no_decode_errors(tmp_path):
+    """Matroska's millisecond times give frames the raw pipe's muxer calls "non monotonically increasing
+    dts" (the source prints the same); they decoded perfectly. Here 1500 fps puts two frames in a
+    millisecond every time."""
+    from remaster.output.verify import decode_and_measure
+
+    master = _x264_mkv(tmp_path / "fast.mkv", 1500, 12)
+    frames, errors, _ = decode_and_measure(master, None, 160, 120, [("0000", 0, 12)])
+    assert frames == 12 and errors == ""
+
+
+def test_a_damaged_master_still_fails_to_decode_cleanly(tmp_path):
+    from remaster.output.verify import decode_and_measure
+
+    master = _x264_mkv(tmp_path / "good.mkv", 24, 48)
+    data = bytearray(master.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = bytes(range(256)) * 11 + bytes(184)  # a scratch in the middle of the video
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    _, errors, _ = decode_and_measure(damaged, None, 160, 120, [("0000", 0, 48)])
+    assert errors and "rawvideo @" not in errors
+
+
+@pytest.mark.parametrize("container", ["mpegts", "adts"])
+def test_aac_is_compared_by_its_payload_not_its_adts_headers(tmp_path, container):
+    """MPEG-TS and .aac carry AAC with an ADTS header per packet; Matroska stores the same payload bare."""
+    from remaster.output.verify import audio_hash
+
+    source = tmp_path / f"source.{'ts' if container == 'mpegts' else 'aac'}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-c:a", "aac", "-f", container, f"file:{source}"], check=True)
+    copied = tmp_path / "copied.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{source}", "-map", "0:a", "-c", "copy",
+                    f"file:{copied}"], check=True)
+    assert audio_hash(source, 0, "aac") == audio_hash(copied, 0, "aac") is not None
+    other = tmp_path / "other.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=660:duration=1",
+                    "-c:a", "aac", f"file:{other}"], check=True)
+    assert audio_hash(other, 0, "aac") != audio_hash(source, 0, "aac")

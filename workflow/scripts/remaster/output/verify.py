@@ -9,6 +9,7 @@ The decode pass also measures flicker (remaster.flicker), so the master is read 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -129,12 +130,27 @@ def expectations(probe: dict, plan: dict | None = None, facts: dict | None = Non
     return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, width, height)
 
 
+# the muxer writing the decoded frames to the pipe; its complaints are about its own output, not the master
+PIPE_MUXER = "rawvideo"
+_PIPE_MUXER_LINE = re.compile(rf"^\[{PIPE_MUXER} @ 0x[0-9a-f]+\]")
+
+
 def _gray_decoder(path: Path, width: int, height: int, errors_to) -> subprocess.Popen:
-    """ffmpeg decoding every frame of the first video stream (none dropped or repeated) to 8-bit luma."""
-    cmd = [media.tool("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", "-i", media.input_path(path),
-           "-map", "0:v:0", "-fps_mode", "passthrough", "-vf", f"scale={width}:{height}:flags=area,format=gray",
-           "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    """ffmpeg decoding every frame of the first video stream (none dropped or repeated) to 8-bit luma.
+
+    Every message is its own line (`repeat`), each prefixed with the component that said it, so that
+    :func:`decoder_errors` can drop the pipe muxer's."""
+    cmd = [media.tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "repeat+error", "-i",
+           media.input_path(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+           "-vf", f"scale={width}:{height}:flags=area,format=gray", "-f", PIPE_MUXER, "-pix_fmt", "gray", "pipe:1"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors_to)
+
+
+def decoder_errors(log: str) -> str:
+    """ffmpeg's error lines about reading and decoding the master, without the pipe muxer's own complaints
+    (Matroska's millisecond times make it say "non monotonically increasing dts" about frames that
+    decoded perfectly: the source prints the same)."""
+    return "\n".join(line for line in log.splitlines() if line.strip() and not _PIPE_MUXER_LINE.match(line))
 
 
 def _frames(proc: subprocess.Popen, size: int):
@@ -173,7 +189,7 @@ def decode_and_measure(master: Path, source: Path | None, width: int, height: in
                     proc.stdout.close()
                     proc.wait()
         master_errors.seek(0)
-        errors = master_errors.read().decode(errors="replace").strip()
+        errors = decoder_errors(master_errors.read().decode(errors="replace")).strip()
         if master_proc.returncode != 0 and not errors:
             errors = f"ffmpeg exited with status {master_proc.returncode}"
     return meter.master_frames, errors, meter.result() if source else []
@@ -196,11 +212,15 @@ def _video_span(path: Path) -> float:
     return max(ends) - min(starts) if starts else 0.0
 
 
-def audio_hash(path: Path, track: int) -> str | None:
-    """md5 of one audio track's packet payloads, stream-copied (timestamps and container play no part)."""
+def audio_hash(path: Path, track: int, codec: str | None = None) -> str | None:
+    """md5 of one audio track's packet payloads, stream-copied (timestamps and container play no part).
+
+    AAC is hashed without ADTS headers: MPEG-TS and ADTS files carry a header on every packet, Matroska
+    and MP4 store the same payload bare (the bitstream filter passes bare packets through unchanged)."""
     probe_args = getattr(media, "PROBE_ARGS", ())
+    bare = ["-bsf:a", "aac_adtstoasc"] if codec == "aac" else []
     cmd = media.ffmpeg_args(*probe_args, "-i", media.input_path(path), "-map", f"0:a:{track}", "-c", "copy",
-                            "-f", "streamhash", "-hash", "md5", "pipe:1")
+                            *bare, "-f", "streamhash", "-hash", "md5", "pipe:1")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         return None
@@ -289,7 +309,7 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
             checks.append(Check(f"audio_{n}", False, track.get("codec"), None,
                                 f"audio_{n}: source audio track {n} ({track.get('codec')}) is missing"))
         elif title is not None:
-            want, got = audio_hash(title, n), audio_hash(master, n)
+            want, got = audio_hash(title, n, track.get("codec")), audio_hash(master, n, track.get("codec"))
             checks.append(Check(f"audio_{n}", want is not None and want == got, want, got,
                                 f"audio_{n}: track {n} is not bit-identical to the source's "
                                 f"(md5 of its packets {got}, the source's {want})"))
