@@ -55,11 +55,16 @@ def make_clip(folder: Path, clip: Clip) -> Path:
 
 
 def decoded_frames(path: Path) -> list[float]:
-    """Times of the frames a player shows (decoded, best-effort), from Debian's ffprobe."""
+    """Times of the frames a player shows (decoded, best-effort), from Debian's ffprobe; a picture decoded
+    without a time (a packed-B-frame AVI's last) is shown one usual step after the last timed one."""
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                           "frame=best_effort_timestamp_time", "-of", "csv=p=0", f"file:{path}"],
                          capture_output=True, text=True, check=True).stdout
-    return sorted(float(v) for v in (line.strip().rstrip(",") for line in out.splitlines()) if v and v != "N/A")
+    values = [line.strip().rstrip(",") for line in out.splitlines() if line.strip().rstrip(",")]
+    timed = sorted(float(v) for v in values if v != "N/A")
+    steps = sorted(b - a for a, b in zip(timed, timed[1:]))
+    step = steps[len(steps) // 2] if steps else 0.0
+    return timed + [timed[-1] + step * k for k in range(1, values.count("N/A") + 1)]
 
 
 def two_title_disc(folder: Path, frames: int = 24, second_frames: int | None = None) -> Path:

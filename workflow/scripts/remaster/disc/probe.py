@@ -22,6 +22,23 @@ def _language(stream: dict) -> str | None:
     return None if language in (None, "", "und") else language
 
 
+def decoded_frame_times(title: Path, index: int, fps: Fraction) -> list[float]:
+    """Every picture the decoder shows, at its time (s), in display order: the real timeline.
+
+    A picture the decoder gives without a time (the last of a packed-B-frame AVI, as DivX and Xvid write
+    them: its packet holds a placeholder) is still shown: it takes the next frame slot after the last
+    timed picture, as ffmpeg's constant-rate output places it."""
+    cmd = [media.tool("ffprobe"), "-v", "error", *media.PROBE_ARGS, "-select_streams", str(index),
+           "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", media.input_path(title)]
+    values = [line.strip().rstrip(",") for line in media.run(cmd, what=f"{title}: decoding the frames").stdout.splitlines()]
+    timed = sorted(float(v) for v in values if v and v != "N/A")
+    untimed = sum(1 for v in values if v == "N/A")
+    if not timed:
+        raise RemasterError(f"{title}: the video stream has no decodable frames")
+    step = float(1 / fps)
+    return timed + [timed[-1] + step * k for k in range(1, untimed + 1)]
+
+
 def probe_title(title: Path) -> tuple[dict, list[float]]:
     """Describe the title file; return the description and every video frame's timestamp."""
     info = media.ffprobe_json(title)
@@ -30,12 +47,10 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     if not video:
         raise RemasterError(f"{title}: no video stream found; is this a video file?")
     v = video[0]
-    timestamps = media.frame_timestamps(title, f"{v['index']}")
-    if not timestamps:
-        raise RemasterError(f"{title}: the video stream has no decodable frames")
     fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
     if not fps:
         raise RemasterError(f"{title}: the frame rate is unknown")
+    timestamps = decoded_frame_times(title, v["index"], fps)
     width, height = int(v["width"]), int(v["height"])
     sar = media.fraction(v.get("sample_aspect_ratio", "1:1")) or Fraction(1)
     dar = media.fraction(v.get("display_aspect_ratio", "0:1")) or Fraction(width, height) * sar
