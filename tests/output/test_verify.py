@@ -94,6 +94,52 @@ def test_wrong_aspect_fails(run):
     assert "display_aspect is 1.7778 (16:9), expected 1.3333 (+33.3%" in result.failure_line()
 
 
+def test_audio_out_of_sync_by_more_than_a_frame_fails(run):
+    master = run / "masters" / "my disc.mkv"
+    late = run / "late audio.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{master}", "-itsoffset", "0.1", "-i",
+                    f"file:{master}", "-map", "0:v", "-map", "1:a", "-c", "copy", f"file:{late}"], check=True)
+    result = verify(run, late)
+    assert {check.name for check in result.failures} == {"audio_0_sync", "audio_1_sync"}
+    assert "audio_0_sync: track 0 starts" in result.failure_line() and "+100 ms" in result.failure_line()
+
+
+def test_missing_chapter_fails(run):
+    results = run / RESULTS
+    probe = json.loads((results / "probe_source" / "probe.json").read_text())
+    plan = json.loads((results / "plan_disc" / "plan.json").read_text())
+    master = run / "masters" / "my disc.mkv"
+    # the source's chapters and one more than the master holds
+    result = verify_master(master, probe, run / probe["title_file"],
+                           plan={**plan, "chapters": [*plan["chapters"], 0.5]},
+                           facts=json.loads((results / "prepare_title" / "prepared.json").read_text()),
+                           prepared=results / "prepare_title" / "prepared.mkv", shard_frames=SHARD_FRAMES)
+    assert [check.name for check in result.failures] == ["chapters"]
+    assert "chapters: the master has" in result.failure_line() and "(-1)" in result.failure_line()
+
+
+@pytest.mark.unit
+def test_pictures_lost_to_source_damage_are_expected_and_named():
+    """A damaged disc: the front end logged 5 pictures its span promised and the title could not hold;
+    the master is judged on that timeline (it ended red: -5 frames), and the loss is named, not failed."""
+    probe = {"frame_count": 355, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
+             "video": {"fps": "30000/1001", "dar": "4:3", "width": 720, "height": 480, "duration": 12.012,
+                       "start_time": 0.0}}
+    facts = {"frame_count": 355, "fps": "30000/1001", "width": 640, "height": 480, "damaged": [[2.94, 3.14]],
+             "repeated_frames": 6, "dropped_frames": 0}
+    damaged = expectations(probe, {"fps": "30000/1001", "display_aspect": "4:3", "chapters": []}, facts)
+    assert damaged.lost_frames == 5 and abs(damaged.duration - 355 * 1001 / 30000) < 1e-6
+    from remaster.output.verify import Verification, _damage
+
+    result = Verification("damaged.mkv", source_damage=_damage(damaged, facts))
+    assert [d["pictures"] for d in result.source_damage] == [6, 5]
+    assert result.damage_line().startswith("damaged.mkv: 11 pictures lost to source damage")
+    # without a record of damage the same shortfall stays a failure: nothing logged, nothing excused
+    clean = expectations(probe, {"fps": "30000/1001", "display_aspect": "4:3", "chapters": []},
+                         {**facts, "damaged": [], "repeated_frames": 0})
+    assert clean.lost_frames == 0 and clean.duration == 12.012
+
+
 def test_flicker_is_measured_per_shard(run):
     lines = (run / RESULTS / "verify_master" / "flicker.tsv").read_text().splitlines()
     header, rows = lines[0].split("\t"), [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]

@@ -46,6 +46,8 @@ class Verification:
     master: str
     checks: list[Check] = field(default_factory=list)
     flicker: list[ShardFlicker] = field(default_factory=list)
+    # pictures the front end logged as lost to source damage: expected, named, never a failure
+    source_damage: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -59,8 +61,20 @@ class Verification:
         """One line naming every property that failed and by how much."""
         return f"{self.master}: verification failed: " + "; ".join(c.message for c in self.failures)
 
+    def damage_line(self) -> str:
+        """One line naming where the source lost pictures and how many ('' when it lost none)."""
+        if not self.source_damage:
+            return ""
+        where = ", ".join(f"{d['pictures']} at {d['start']:.2f}-{d['end']:.2f} s (the last good one repeated)"
+                          if d["start"] is not None else f"{d['pictures']} not in the master's timeline"
+                          for d in self.source_damage)
+        total = sum(d["pictures"] for d in self.source_damage)
+        return (f"{self.master}: {total} pictures lost to source damage, as prepare_title logged (expected, "
+                f"not a failure): {where}")
+
     def as_dict(self) -> dict:
-        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                "source_damage": self.source_damage}
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,10 @@ class Expected:
     chapters: list[float]
     width: int  # the frames the models were given (flicker is measured at this size)
     height: int
+    # pictures lost to source damage that the master cannot hold (at the title's edges, or overlapping
+    # times dropped): the source's span is that much longer than the master's real timeline
+    lost_frames: int = 0
+    damage: tuple[tuple[float, float], ...] = ()
 
 
 def _language(code: str | None) -> str | None:
@@ -127,7 +145,13 @@ def expectations(probe: dict, plan: dict | None = None, facts: dict | None = Non
         subtitles = [_language(track.get("language")) for track in probe.get("subtitles", [])]
     width = int(facts.get("width") or video["width"])
     height = int(facts.get("height") or video["height"])
-    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, width, height)
+    damage = tuple((float(a), float(b)) for a, b in facts.get("damaged") or ())
+    lost = 0
+    if (damage or facts.get("dropped_frames")) and not retimed and not facts.get("vfr"):
+        # the source's span promises these pictures; the front end logged them as lost, not the master
+        lost = max(int(round(duration * float(fps))) - frames, 0)
+        duration -= lost / float(fps)
+    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, width, height, lost, damage)
 
 
 # the muxer writing the decoded frames to the pipe; its complaints are about its own output, not the master
@@ -287,6 +311,39 @@ def check_timestamps(master: Path, timed: list[dict], factor: int = 1) -> Check:
                  + ("" if rising else ", and the times do not strictly increase"))
 
 
+SYNC_TOLERANCE = 0.002  # seconds besides one frame: Matroska's millisecond times, rounded twice
+
+
+def _start(stream: dict) -> float | None:
+    try:
+        return float(stream["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _sync_checks(probe: dict, info: dict, master: Path, audio: list[dict], frame: float) -> list[Check]:
+    """Each audio track starts as far from the picture as in the source (within a frame): the lip sync."""
+    video = probe.get("video", {})
+    source_video = video.get("start_time")
+    if source_video is None or not audio:
+        return []
+    times = _video_times(master)
+    if not times:
+        return []
+    checks = []
+    for n, track in enumerate(probe.get("audio", [])):
+        if n >= len(audio) or track.get("start_time") is None or _start(audio[n]) is None:
+            continue
+        want = float(track["start_time"]) - float(source_video)
+        got = _start(audio[n]) - times[0]
+        off = got - want
+        checks.append(Check(f"audio_{n}_sync", abs(off) <= frame + SYNC_TOLERANCE, round(want, 4), round(got, 4),
+                            f"audio_{n}_sync: track {n} starts {got:+.3f} s from the picture, in the source "
+                            f"{want:+.3f} s ({off * 1000:+.0f} ms, {off / frame:+.1f} frames out of sync; "
+                            "at most 1 frame allowed)"))
+    return checks
+
+
 def check_container(master: Path, probe: dict, expected: Expected, title: Path | None) -> list[Check]:
     """Every property that needs no decoding: duration, audio, languages, subtitles, chapters, aspect."""
     info = media.ffprobe_json(master)
@@ -299,7 +356,9 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     off = span - expected.duration
     checks.append(Check("duration", abs(off) <= frame + 1e-6, round(expected.duration, 6), round(span, 6),
                         f"duration is {span:.3f} s, expected {expected.duration:.3f} s "
-                        f"({off:+.3f} s, {off / frame:+.1f} frames; at most 1 frame allowed)"))
+                        f"({off:+.3f} s, {off / frame:+.1f} frames; at most 1 frame allowed)"
+                        + (f"; {expected.lost_frames} pictures lost to source damage already counted"
+                           if expected.lost_frames else "")))
 
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     source_audio = probe.get("audio", [])
@@ -313,6 +372,8 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
             checks.append(Check(f"audio_{n}", want is not None and want == got, want, got,
                                 f"audio_{n}: track {n} is not bit-identical to the source's "
                                 f"(md5 of its packets {got}, the source's {want})"))
+
+    checks += _sync_checks(probe, info, master, audio, frame)
 
     subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
     # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
@@ -346,6 +407,16 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     return checks
 
 
+def _damage(expected: Expected, facts: dict) -> list[dict]:
+    """Where the source lost pictures and how many: each range prepare_title logged (filled there with the
+    last good picture), and the pictures its span promised that no range holds (`lost_frames`)."""
+    rate = float(expected.fps)
+    found = [{"start": a, "end": b, "pictures": max(int(round((b - a) * rate)), 1)} for a, b in expected.damage]
+    if expected.lost_frames:  # not filled: the master's timeline is that much shorter than the source's span
+        found.append({"start": None, "end": None, "pictures": expected.lost_frames})
+    return found
+
+
 def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: dict | None = None,
                   facts: dict | None = None, prepared: Path | None = None, shard_frames: int | None = None,
                   retimed: bool = False, interpolation_factor: int = 1) -> Verification:
@@ -359,6 +430,7 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
     expected = expectations(probe, plan, facts, retimed=retimed, interpolation_factor=interpolation_factor)
     result = Verification(str(master))
+    result.source_damage = _damage(expected, facts or {})
     result.checks = check_container(master, probe, expected, title)
     if facts and facts.get("vfr"):
         result.checks.append(check_timestamps(master, facts["timed"], interpolation_factor))
