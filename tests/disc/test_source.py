@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,10 @@ from remaster.disc.source import resolve_source, title_seconds
 from remaster.run import media
 from remaster.run.disk import source_seconds
 from remaster.run.errors import RemasterError
-from support.sources import two_title_disc
+from support.sources import dvd_image, two_title_disc
 
 EPISODE_FRAMES = 24
 needs_genisoimage = pytest.mark.skipif(not shutil.which("genisoimage"), reason="genisoimage not installed")
-
-
-def dvd_image(video_ts: Path, out: Path) -> Path:
-    """A DVD-Video ISO image of a VIDEO_TS folder, as genisoimage -dvd-video writes it (UDF bridge)."""
-    root = out.parent / f"{out.stem} root"
-    shutil.copytree(video_ts, root / "VIDEO_TS")
-    subprocess.run(["genisoimage", "-quiet", "-dvd-video", "-V", "MY_DISC", "-o", str(out), str(root)], check=True)
-    return out
 
 
 def test_title_vobs_are_in_play_order_without_the_menu(demo_disc):

@@ -88,3 +88,57 @@ def two_title_disc(folder: Path, frames: int = 24, second_frames: int | None = N
     subprocess.run(["dvdauthor", "-x", str(xml)], capture_output=True, check=True,
                    env={"VIDEO_FORMAT": "NTSC", "PATH": "/usr/bin:/bin"})
     return folder / "DVD" / "VIDEO_TS"
+
+
+def dvd_image(video_ts: Path, out: Path) -> Path:
+    """A DVD-Video ISO image of a VIDEO_TS folder, as genisoimage -dvd-video writes it (UDF bridge)."""
+    import shutil
+
+    root = out.parent / f"{out.stem} root"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(video_ts, root / "VIDEO_TS")
+    subprocess.run(["genisoimage", "-quiet", "-dvd-video", "-V", "MY_DISC", "-o", str(out), str(root)], check=True)
+    shutil.rmtree(root)
+    return out
+
+
+REMUX_FILM_FRAMES = 48  # soft-telecined film: 60 frames shown by a player, 48 pictures
+
+
+def dvdvideo_remux(work: Path) -> Path:
+    """A title remuxed as `ffmpeg -f dvdvideo … -c copy` (and MakeMKV) writes it: MPEG-2 with its pulldown
+    flags (soft telecine from mpeg2enc -p), AC3 in English, a VobSub track in French with its palette in
+    the track's private data, two chapters."""
+    from . import authoring, cadence
+
+    work.mkdir(parents=True, exist_ok=True)
+    film = cadence._film(work / "film.nut", "ffmpeg", REMUX_FILM_FRAMES)
+    m2v = cadence._mpeg2enc("ffmpeg", film, work / "soft.m2v", pulldown=True)
+    ac3 = authoring.marker_audio(work / "sound.ac3", REMUX_FILM_FRAMES * 1001 / 24000, 0.5, "ac3")
+    mpg = work / "soft.mpg"
+    subprocess.run(["mplex", "-v", "0", "-f", "8", "-o", str(mpg), str(m2v), str(ac3)], check=True,
+                   capture_output=True)
+    with_subs = authoring.add_subpictures(mpg, work, [[(False, 0.2, 1.2)]])
+    video_ts = authoring.dvdauthor(work, [[(with_subs, "0,1.0")]], audio=[("ac3", "en")], subtitles=["fr"],
+                                   palette=True)
+    out = work / "title 1.mkv"
+    subprocess.run([_ffmpeg8(), "-nostdin", "-v", "error", "-y", "-f", "dvdvideo", "-title", "1", "-i", str(video_ts),
+                    "-map", "0", "-c", "copy", f"file:{out}"], check=True, capture_output=True)
+    return out
+
+
+def _ffmpeg8() -> str:
+    """The pinned FFmpeg 8 (Debian's 5.1 has no dvdvideo demuxer)."""
+    from remaster.run import media
+
+    return media.tool("ffmpeg")
+
+
+def ps_capture(folder: Path) -> Path:
+    """An MPEG-2 program stream as a capture card or a DVD recorder writes it: 29.97 fps, MP2 sound."""
+    out = folder / "capture.mpg"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=352x240:rate=30000/1001:duration={SECONDS}", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate=48000:duration={SECONDS}", "-c:v", "mpeg2video", "-q:v", "4",
+                    "-bf", "2", "-c:a", "mp2", "-b:a", "192k", "-f", "vob", str(out)], check=True)
+    return out
