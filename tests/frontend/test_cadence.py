@@ -266,3 +266,14 @@ def test_a_failing_analysis_is_one_line_naming_the_file(tmp_path):
         ffmpeg_log(cmd)
     assert str(error.value).startswith(f"{not_video}: ffmpeg failed analysing the pictures")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.unit
+def test_gaps_of_a_variable_rate_source_are_no_damage():
+    """A scratch loses pictures in one place; a variable-rate clip skips frame slots all along. Only the
+    scratch is named as pictures lost to damage (the verify step and the report read these ranges)."""
+    step = 1001 / 30000
+    scratched = [k * step for k in range(100) if not 40 <= k < 46]
+    assert prepare.damaged_ranges(scratched) == [(round(40 * step, 3), round(46 * step, 3))]
+    variable = [k * step for k in range(18) if k >= 9 or k % 3]  # every third slot empty in its first half
+    assert prepare.damaged_ranges(variable) == []

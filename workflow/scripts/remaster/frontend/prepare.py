@@ -21,19 +21,25 @@ from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
 from .colour import Colour
 
+VARIABLE_RATE_GAPS = 0.1  # damage loses pictures in a few places; a variable-rate source skips slots often
+
 
 def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
     """Where frames are missing from the source: (from, to) in seconds from the first frame.
 
     A gap is a step between consecutive frame times of more than 1.75 usual ones (the median, so soft
     telecine's alternating 2- and 3-field steps are no gap); gaps a frame apart are one range.
-    -fps_mode cfr fills each with repeats of the last good frame.
+    -fps_mode cfr fills each with repeats of the last good frame. A source with gaps in more than
+    VARIABLE_RATE_GAPS of its steps is variable-rate (a phone's, a screen recorder's): its gaps are its
+    timing, not pictures lost, and none is reported (cfr fills them all the same).
     """
     times = sorted(timestamps)
     steps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
     if not steps:
         return []
     usual = steps[len(steps) // 2]
+    if sum(1 for step in steps if step > 1.75 * usual) > VARIABLE_RATE_GAPS * len(steps):
+        return []
     ranges: list[list[float]] = []
     for before, after in zip(times, times[1:]):
         if after - before > 1.75 * usual:
