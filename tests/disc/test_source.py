@@ -99,3 +99,13 @@ def test_disk_estimate_is_the_titles_not_the_discs(tmp_path):
     assert abs(second - 3 * EPISODE_FRAMES * 1001 / 30000) < 0.1, second
     assert title_seconds(source, ffprobe) == second  # auto: the main title, the longest
     assert source_seconds(source.parts, ffprobe) > 1.2 * first  # what was counted before, for every title
+
+
+@needs_genisoimage
+def test_an_iso_images_ifo_facts_reach_the_probe(authored, tmp_path):
+    from remaster.disc.probe import disc_facts
+
+    image = dvd_image(authored, tmp_path / "My_Disc.iso")
+    facts = disc_facts(str(image), logging.getLogger("test"))
+    assert facts["title_number"] == 1 and facts["name"] == "My Disc"  # auto: of two equal titles, the first
+    assert facts["audio_languages"] == {"0x80": "en"}

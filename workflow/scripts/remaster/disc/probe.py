@@ -133,7 +133,7 @@ def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1)
     if kind == "iso":  # a DVD image: its IFOs, copied out of it, say the same
         with tempfile.TemporaryDirectory() as ifos:
             try:
-                facts = _ifo_facts(iso_ifos(Path(source), Path(ifos)), log, title_number, angle)
+                facts = _ifo_facts(iso_ifos(Path(source), Path(ifos)), log, title_number, angle, image=True)
             except DiscError as error:
                 log.warning("%s", error)
                 return {}
@@ -143,11 +143,18 @@ def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1)
     return _ifo_facts(video_ts_folder(Path(source)), log, title_number, angle)
 
 
-def _ifo_facts(folder: Path, log, title_number: int | str, angle: int) -> dict:
-    from .dvd import DiscError, find_title
+def _ifo_facts(folder: Path, log, title_number: int | str, angle: int, *, image: bool = False) -> dict:
+    """The chosen title's IFO facts; `image`: `folder` holds only the IFOs copied out of a DVD image."""
+    from .dvd import DiscError, Title, choose_title, find_title, list_titles
 
     try:
-        title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
+        if image:  # no VOBs beside these IFOs: the title's facts straight from its table
+            info = choose_title(list_titles(folder, angle=angle), title_number)[0]
+            title = Title(vobs=(), title=info.number, vts=info.vts, duration=info.duration, audio=info.audio,
+                          subtitles=info.subtitles, chapters=info.chapters, source=info.source,
+                          aspect=info.aspect, system=info.system)
+        else:
+            title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
     except DiscError as error:
         log.warning("%s", error)
         return {}
