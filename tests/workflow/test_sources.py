@@ -1,5 +1,5 @@
 """Every source form and every common rate and container through the whole workflow, in ONE run over a
-sheet of tiny clips (a ×2 model of 8 features, 16-frame shards): each master verified green, with the
+sheet of tiny clips (a ×2 model of 8 features, one shard each): each master verified green, with the
 source's pictures on the source's timeline.
 
 Source forms: a DVD image (genisoimage), a disc's root folder with a lower-case video_ts, a title remuxed
@@ -61,7 +61,7 @@ def sources_run(tmp_path_factory, tiny_model):
     sources["capture_ps"] = ps_capture(clips)
     sheet = write_sheet(workdir / "discs.tsv", [{"source": path, "output": f"masters/{name}.mkv"}
                                                  for name, path in sources.items()])
-    write_config(workdir, discs=str(sheet), models=[str(tiny_model)], shard_frames=16, encoder=FAST_ENCODER)
+    write_config(workdir, discs=str(sheet), models=[str(tiny_model)], shard_frames=64, encoder=FAST_ENCODER)
     result = snakemake(workdir, "--cores", "2", "--resources", "gpu=1", check=False, timeout=2400)
     return workdir, {name: Path(path) for name, path in sources.items()}, result
 
