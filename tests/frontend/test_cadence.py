@@ -33,6 +33,23 @@ needs_mjpegtools = pytest.mark.skipif(not (shutil.which("mpeg2enc") and shutil.w
                                       reason="mjpegtools (mpeg2enc, mplex) not installed")
 
 
+@pytest.mark.unit
+def test_film_runs_shorter_than_a_cadence_cycle_inside_video_are_video():
+    """Two clean frames in native video (a still moment field matching leaves clean) made a film section
+    of their own before: the master's video part was cut into one- and two-frame film/video sections."""
+    small, big = 100, 100_000
+    combed = [True] * 10 + [False] * 2 + [True] * 8 + [False] + [True] * 9 + [False] * 30
+    diffs = [big] * len(combed)
+    for i in range(32, 60, 5):
+        diffs[i] = small
+    sections = cadence_sections(combed, diffs)
+    assert [(s["kind"], s["start"], s["end"]) for s in sections] == [("video", 0, 30), ("film", 30, 60)]
+    # a title that is all film keeps even a short film run; a five-frame run (one whole cycle) stays film
+    assert [s["kind"] for s in cadence_sections([False] * 3, [big] * 3)] == ["film"]
+    combed = [True] * 10 + [False] * 5 + [True] * 10
+    assert [s["kind"] for s in cadence_sections(combed, [big] * 25)] == ["video", "film", "video"]
+
+
 def _prepare(source: Path, tmp_path: Path, **settings) -> tuple[dict, dict, Path]:
     """Detect, plan and prepare `source` as the workflow does; (plan, facts, prepared file)."""
     ffmpeg = media.tool("ffmpeg")
@@ -208,3 +225,56 @@ def test_full_range_capture_keeps_its_range_for_the_decoder(tmp_path):
     frame = read_frame(capture, timestamps[middle], probe, plan)
     upscaler = values.reshape(-1, *frame.shape)[middle]
     assert np.abs(frame.astype(int) - upscaler).max() <= 1
+
+
+@pytest.mark.unit
+def test_prepare_drains_ffmpegs_messages_while_reading_its_progress(tmp_path, monkeypatch):
+    """ffmpeg with much to say (a damaged disc's decode errors) must not hang the job: its messages went
+    to a pipe no one read while the progress lines were read."""
+    import sys
+    import threading
+
+    chatty = [sys.executable, "-c", "import sys; sys.stderr.write('decode error\\n' * 40000); "
+              "sys.stderr.write('the last message\\n'); print('progress=end'); sys.exit(1)"]
+    monkeypatch.setattr(prepare, "prepare_command", lambda *args, **kwargs: chatty)
+    probe = {"format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
+             "video": {"fps": "25/1", "dar": "4:3", "sar": "1:1", "width": 64, "height": 48, "start_time": 0.0}}
+    plan = plans.make_plan(probe, FrontEndSettings(scan="progressive"), title=tmp_path / "title.vob")
+    outcome = []
+
+    def run():
+        try:
+            prepare.prepare_title(tmp_path / "title.vob", plan, tmp_path / "prepared.mkv", expected_seconds=1,
+                                  log=logging.getLogger("test"))
+        except RemasterError as error:
+            outcome.append(str(error))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "prepare_title hung on ffmpeg's undrained messages"
+    assert outcome and "title.vob: preparing the frames failed: the last message" in outcome[0]
+
+
+@pytest.mark.unit
+def test_a_failing_analysis_is_one_line_naming_the_file(tmp_path):
+    from remaster.frontend.measure import ffmpeg_log
+
+    not_video = tmp_path / "notes.vob"
+    not_video.write_text("not a video\n")
+    cmd = [media.tool("ffmpeg"), "-hide_banner", "-nostdin", "-i", media.input_path(not_video), "-f", "null", "-"]
+    with pytest.raises(RemasterError) as error:
+        ffmpeg_log(cmd)
+    assert str(error.value).startswith(f"{not_video}: ffmpeg failed analysing the pictures")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.unit
+def test_gaps_of_a_variable_rate_source_are_no_damage():
+    """A scratch loses pictures in one place; a variable-rate clip skips frame slots all along. Only the
+    scratch is named as pictures lost to damage (the verify step and the report read these ranges)."""
+    step = 1001 / 30000
+    scratched = [k * step for k in range(100) if not 40 <= k < 46]
+    assert prepare.damaged_ranges(scratched) == [(round(40 * step, 3), round(46 * step, 3))]
+    variable = [k * step for k in range(18) if k >= 9 or k % 3]  # every third slot empty in its first half
+    assert prepare.damaged_ranges(variable) == []

@@ -3,6 +3,7 @@ track and a wrong aspect each fail, naming the property; and a failed check stop
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -97,6 +98,52 @@ def test_wrong_aspect_fails(run):
     assert "display_aspect is 1.7778 (16:9), expected 1.3333 (+33.3%" in result.failure_line()
 
 
+def test_audio_out_of_sync_by_more_than_a_frame_fails(run):
+    master = run / "masters" / "my disc.mkv"
+    late = run / "late audio.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{master}", "-itsoffset", "0.1", "-i",
+                    f"file:{master}", "-map", "0:v", "-map", "1:a", "-c", "copy", f"file:{late}"], check=True)
+    result = verify(run, late)
+    assert {check.name for check in result.failures} == {"audio_0_sync", "audio_1_sync"}
+    assert "audio_0_sync: track 0 starts" in result.failure_line() and "+100 ms" in result.failure_line()
+
+
+def test_missing_chapter_fails(run):
+    results = run / RESULTS
+    probe = json.loads((results / "probe_source" / "probe.json").read_text())
+    plan = Plan.load(results / "plan_disc" / "plan.json")
+    master = run / "masters" / "my disc.mkv"
+    # the source's chapters and one more than the master holds
+    result = verify_master(master, probe, run / probe["title_file"],
+                           plan=dataclasses.replace(plan, chapters=(*plan.chapters, 0.5)),
+                           prepared=Prepared.load(results / "prepare_title" / "prepared.json"),
+                           prepared_file=results / "prepare_title" / "prepared.mkv")
+    assert [check.name for check in result.failures] == ["chapters"]
+    assert "chapters: the master has" in result.failure_line() and "(-1)" in result.failure_line()
+
+
+@pytest.mark.unit
+def test_pictures_lost_to_source_damage_are_expected_and_named():
+    """A damaged disc: the front end logged 5 pictures its span promised and the title could not hold;
+    the master is judged on that timeline (it ended red: -5 frames), and the loss is named, not failed."""
+    probe = {"frame_count": 355, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
+             "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
+                       "duration": 12.012, "start_time": 0.0}}
+    plan = make_plan(probe, FrontEndSettings(scan="progressive"), title=Path("title.vob"))
+    facts = {"frame_count": 355, "fps": "30000/1001", "width": 640, "height": 480, "damaged": [[2.94, 3.14]],
+             "repeated_frames": 6, "dropped_frames": 0}
+    damaged = expectations(probe, plan, Prepared.from_facts(facts, 100))
+    assert damaged.lost_frames == 5 and abs(damaged.duration - 355 * 1001 / 30000) < 1e-6
+    from remaster.output.verify import Verification, _damage
+
+    result = Verification("damaged.mkv", source_damage=_damage(damaged, facts))
+    assert [d["pictures"] for d in result.source_damage] == [6, 5]
+    assert result.damage_line().startswith("damaged.mkv: 11 pictures lost to source damage")
+    # without a record of damage the same shortfall stays a failure: nothing logged, nothing excused
+    clean = expectations(probe, plan, Prepared.from_facts({**facts, "damaged": [], "repeated_frames": 0}, 100))
+    assert clean.lost_frames == 0 and clean.duration == 12.012
+
+
 def test_flicker_is_measured_per_shard(run):
     lines = (run / RESULTS / "verify_master" / "flicker.tsv").read_text().splitlines()
     header, rows = lines[0].split("\t"), [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
@@ -147,3 +194,54 @@ def test_failed_check_stops_the_workflow(run):
     assert result.returncode != 0
     assert "verification failed: frame_count is 23, expected 24 (-1 frames)" in result.stdout + result.stderr
     assert not (run / RESULTS / "verify_master" / "verify.json").exists()
+
+
+# --- false failures: what a master's decoder says, not what the pipe's muxer says of its own output ------
+
+def _x264_mkv(path: Path, rate: int, frames: int) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=160x120:rate={rate}",
+                    "-frames:v", str(frames), "-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p",
+                    f"file:{path}"], check=True)
+    return path
+
+
+def test_muxer_complaints_about_its_own_output_are_no_decode_errors(tmp_path):
+    """Matroska's millisecond times give frames the raw pipe's muxer calls "non monotonically increasing
+    dts" (the source prints the same); they decoded perfectly. Here 1500 fps puts two frames in a
+    millisecond every time."""
+    from remaster.output.verify import decode_and_measure
+
+    master = _x264_mkv(tmp_path / "fast.mkv", 1500, 12)
+    frames, errors, _ = decode_and_measure(master, None, 160, 120, [("0000", 0, 12)])
+    assert frames == 12 and errors == ""
+
+
+def test_a_damaged_master_still_fails_to_decode_cleanly(tmp_path):
+    from remaster.output.verify import decode_and_measure
+
+    master = _x264_mkv(tmp_path / "good.mkv", 24, 48)
+    data = bytearray(master.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 3000] = bytes(range(256)) * 11 + bytes(184)  # a scratch in the middle of the video
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    _, errors, _ = decode_and_measure(damaged, None, 160, 120, [("0000", 0, 48)])
+    assert errors and "rawvideo @" not in errors
+
+
+@pytest.mark.parametrize("container", ["mpegts", "adts"])
+def test_aac_is_compared_by_its_payload_not_its_adts_headers(tmp_path, container):
+    """MPEG-TS and .aac carry AAC with an ADTS header per packet; Matroska stores the same payload bare."""
+    from remaster.output.verify import audio_hash
+
+    source = tmp_path / f"source.{'ts' if container == 'mpegts' else 'aac'}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-c:a", "aac", "-f", container, f"file:{source}"], check=True)
+    copied = tmp_path / "copied.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", f"file:{source}", "-map", "0:a", "-c", "copy",
+                    f"file:{copied}"], check=True)
+    assert audio_hash(source, 0, "aac") == audio_hash(copied, 0, "aac") is not None
+    other = tmp_path / "other.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=660:duration=1",
+                    "-c:a", "aac", f"file:{other}"], check=True)
+    assert audio_hash(other, 0, "aac") != audio_hash(source, 0, "aac")

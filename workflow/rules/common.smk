@@ -17,6 +17,7 @@ from snakemake.utils import validate
 from remaster.run import disk as remaster_disk
 from remaster.run import media, preflight
 from remaster.run import sheet as remaster_sheet
+from remaster.disc.source import title_seconds
 from remaster.run.errors import RemasterError
 from remaster.run.records import Prepared, read_json
 
@@ -88,7 +89,7 @@ def title_file(wildcards):
     """The file the rest of the workflow reads: the DVD title as read_title wrote it, the joined VOBs, or the
     user's single file as is."""
     source = MASTERS[wildcards.disc].source
-    if source.kind == "video_ts":
+    if source.is_dvd:
         return f"results/{wildcards.disc}/read_title/title.mkv"
     if source.needs_reading:
         return f"results/{wildcards.disc}/join_vobs/title.vob"
@@ -236,7 +237,13 @@ def check_models_at_start():
             )
         frontend = master.settings.frontend
         needs[disc] = remaster_disk.master_need(
-            remaster_disk.source_seconds(master.source.parts, media.tool("ffprobe")),
+            # the title this master reads, not every title set of the disc
+            title_seconds(
+                master.source,
+                media.tool("ffprobe"),
+                title_number=master.settings.title_number,
+                angle=master.settings.angle,
+            ),
             # a chain about to be trained: its scale is not known yet, ×4 is the most a DVD gets
             checked.get(key) or upscale.scale or 4,
             SHARD_FRAMES,

@@ -11,7 +11,7 @@ rule read_title:
     conda:
         ENV
     params:
-        kind="video_ts",
+        kind=lambda wildcards: MASTERS[wildcards.disc].source.kind,
         title_number=per_disc(lambda s: s.title_number),
         angle=per_disc(lambda s: s.angle),
     script:

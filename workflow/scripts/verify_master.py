@@ -26,6 +26,8 @@ with reported(log):
     document = {**result.as_dict(), "flicker": {"overall": overall, "shards": shards}}
     for check in result.checks:
         log.info("%-16s %s", check.name, "ok" if check.ok else f"FAILED: {check.message}")
+    if result.source_damage:
+        log.warning("%s", result.damage_line())
     log.info("flicker: motion ratio %s, static-region ratio %s (master ÷ source)", overall["motion_ratio"],
              overall["static_ratio"])
     if not result.ok:

@@ -433,3 +433,55 @@ def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe", title_number:
     if not any(name.endswith((".IFO", ".BUP")) for name in names):
         return _from_vob_sizes(folder, ffprobe)
     return _from_ifos(folder, title_number, angle)
+
+
+def _iso_records(image, extent: int, size: int):
+    """(name, extent, size, is_folder) of each entry of an ISO 9660 directory (records never cross a sector)."""
+    image.seek(extent * SECTOR)
+    data = image.read(size)
+    at = 0
+    while at < len(data):
+        length = data[at]
+        if length == 0:  # the rest of this sector is padding
+            at = (at // SECTOR + 1) * SECTOR
+            continue
+        record = data[at:at + length]
+        name = record[33:33 + record[32]]
+        if name not in (b"\x00", b"\x01"):  # not "." or ".."
+            yield (name.decode("ascii", "replace").split(";")[0].rstrip("."), _u32_le(record, 2), _u32_le(record, 10),
+                   bool(record[25] & 2))
+        at += length
+
+
+def _u32_le(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at:at + 4], "little")
+
+
+def iso_ifos(image_path: Path, into: Path) -> Path:
+    """Copy the IFO and BUP files of a DVD image (an ISO file or a drive's device) into the folder `into`
+    and return it: the title tables every title choice reads, a few hundred KiB (the VOBs stay in the
+    image, which FFmpeg's dvdvideo demuxer reads directly). DVD images carry an ISO 9660 directory beside
+    their UDF one (the "UDF bridge" DVD-Video requires), which is read here."""
+    into.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(image_path, "rb") as image:
+            image.seek(16 * SECTOR)
+            descriptor = image.read(SECTOR)
+            if descriptor[1:6] != b"CD001" or descriptor[0] != 1:
+                raise DiscError(f"{image_path}: not a DVD image (no ISO 9660 volume descriptor at sector 16)")
+            root = descriptor[156:156 + 34]
+            entries = list(_iso_records(image, _u32_le(root, 2), _u32_le(root, 10)))
+            folder = next((e for e in entries if e[3] and e[0].upper() == "VIDEO_TS"), None)
+            if folder is None:
+                raise DiscError(f"{image_path}: the image has no VIDEO_TS folder; is it a DVD-Video disc?")
+            copied = 0
+            for name, extent, size, is_folder in _iso_records(image, folder[1], folder[2]):
+                if not is_folder and name.upper().endswith((".IFO", ".BUP")):
+                    image.seek(extent * SECTOR)
+                    (into / name.upper()).write_bytes(image.read(size))
+                    copied += 1
+    except OSError as error:
+        raise DiscError(f"{image_path}: cannot read the disc image ({error.strerror or error})") from None
+    if not copied:
+        raise DiscError(f"{image_path}: VIDEO_TS in the image holds no IFO or BUP file")
+    return into

@@ -22,6 +22,23 @@ def _language(stream: dict) -> str | None:
     return None if language in (None, "", "und") else language
 
 
+def decoded_frame_times(title: Path, index: int, fps: Fraction) -> list[float]:
+    """Every picture the decoder shows, at its time (s), in display order: the real timeline.
+
+    A picture the decoder gives without a time (the last of a packed-B-frame AVI, as DivX and Xvid write
+    them: its packet holds a placeholder) is still shown: it takes the next frame slot after the last
+    timed picture, as ffmpeg's constant-rate output places it."""
+    cmd = [media.tool("ffprobe"), "-v", "error", *media.PROBE_ARGS, "-select_streams", str(index),
+           "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", media.input_path(title)]
+    values = [line.strip().rstrip(",") for line in media.run(cmd, what=f"{title}: decoding the frames").stdout.splitlines()]
+    timed = sorted(float(v) for v in values if v and v != "N/A")
+    untimed = sum(1 for v in values if v == "N/A")
+    if not timed:
+        raise RemasterError(f"{title}: the video stream has no decodable frames")
+    step = float(1 / fps)
+    return timed + [timed[-1] + step * k for k in range(1, untimed + 1)]
+
+
 def probe_title(title: Path) -> tuple[dict, list[float]]:
     """Describe the title file; return the description and every video frame's timestamp."""
     info = media.ffprobe_json(title)
@@ -30,12 +47,10 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     if not video:
         raise RemasterError(f"{title}: no video stream found; is this a video file?")
     v = video[0]
-    timestamps = media.frame_timestamps(title, f"{v['index']}")
-    if not timestamps:
-        raise RemasterError(f"{title}: the video stream has no decodable frames")
     fps = media.fraction(v.get("avg_frame_rate", "0/0")) or media.fraction(v.get("r_frame_rate", "0/0"))
     if not fps:
         raise RemasterError(f"{title}: the frame rate is unknown")
+    timestamps = decoded_frame_times(title, v["index"], fps)
     width, height = int(v["width"]), int(v["height"])
     sar = media.fraction(v.get("sample_aspect_ratio", "1:1")) or Fraction(1)
     dar = media.fraction(v.get("display_aspect_ratio", "0:1")) or Fraction(width, height) * sar
@@ -107,13 +122,39 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
 def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
     """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
     there are IFOs."""
-    from .dvd import DiscError, find_title
+    import tempfile
 
-    if isinstance(source, (list, tuple)) or not Path(source).is_dir():
+    from .dvd import DiscError, iso_ifos
+    from .source import resolve_source, video_ts_folder
+
+    if isinstance(source, (list, tuple)):
         return {}
-    folder = Path(source)
+    kind = resolve_source(source).kind
+    if kind == "iso":  # a DVD image: its IFOs, copied out of it, say the same
+        with tempfile.TemporaryDirectory() as ifos:
+            try:
+                facts = _ifo_facts(iso_ifos(Path(source), Path(ifos)), log, title_number, angle, image=True)
+            except DiscError as error:
+                log.warning("%s", error)
+                return {}
+        return {**facts, "name": Path(source).stem.replace("_", " ").strip() or None} if facts else {}
+    if not Path(source).is_dir():
+        return {}
+    return _ifo_facts(video_ts_folder(Path(source)), log, title_number, angle)
+
+
+def _ifo_facts(folder: Path, log, title_number: int | str, angle: int, *, image: bool = False) -> dict:
+    """The chosen title's IFO facts; `image`: `folder` holds only the IFOs copied out of a DVD image."""
+    from .dvd import DiscError, Title, choose_title, find_title, list_titles
+
     try:
-        title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
+        if image:  # no VOBs beside these IFOs: the title's facts straight from its table
+            info = choose_title(list_titles(folder, angle=angle), title_number)[0]
+            title = Title(vobs=(), title=info.number, vts=info.vts, duration=info.duration, audio=info.audio,
+                          subtitles=info.subtitles, chapters=info.chapters, source=info.source,
+                          aspect=info.aspect, system=info.system)
+        else:
+            title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
     except DiscError as error:
         log.warning("%s", error)
         return {}

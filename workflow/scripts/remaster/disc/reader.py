@@ -67,15 +67,18 @@ def pick_title(folder: Path, title_number: int | str, angle: int, log: logging.L
 
 
 def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto", angle: int = 1,
-                   log: logging.Logger) -> TitleInfo:
+                   log: logging.Logger, image: Path | None = None) -> TitleInfo:
     """Write title `title_number` (auto: the main feature) of a VIDEO_TS folder, angle `angle`, to `out`
-    (Matroska): the video, every audio and subpicture stream the title's PGC enables, its chapters."""
+    (Matroska): the video, every audio and subpicture stream the title's PGC enables, its chapters.
+
+    With `image` (a DVD image or drive), `folder` holds the image's IFOs and the image is what FFmpeg reads."""
     info = pick_title(folder, title_number, angle, log)
+    media_path = Path(image) if image else folder
     # every cell under a second (a short title): the demuxer's padding trim would leave nothing
     trim = any(cell.seconds >= 1.0 for cell in info.cells)
     if not trim:
         log.info("title %d has only cells shorter than a second: read without trimming padding cells", info.number)
-    described = _dvd_streams(folder, info.number, angle, trim=trim)
+    described = _dvd_streams(media_path, info.number, angle, trim=trim)
     audio = [s for s in described.get("streams", []) if s.get("codec_type") == "audio"]
     in_args: list[str] = []
     for n, track in enumerate(audio):
@@ -92,10 +95,10 @@ def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto",
                  (track.get("tags") or {}).get("language", "und"))
     codecs = audio_codec_args([{"codec": t.get("codec_name")} for t in audio])
     with atomic_output(out) as tmp:
-        cmd = media.ffmpeg_args(*dvd_input_args(folder, info.number, angle, trim=trim), *in_args, "-i", str(folder),
+        cmd = media.ffmpeg_args(*dvd_input_args(folder, info.number, angle, trim=trim), *in_args, "-i", str(media_path),
                                 "-map", "0:v:0", "-map", "0:a?", "-map", "0:s?", "-c", "copy", *codecs,
                                 "-f", "matroska", tmp)
-        media.run(cmd, what=f"{folder}: reading title {info.number}")
+        media.run(cmd, what=f"{media_path}: reading title {info.number}")
     return info
 
 
@@ -105,6 +108,19 @@ def read_title(source, out: Path, *, title_number: int | str = "auto", angle: in
     log.info("ffmpeg: %s", media.version())
     if source.kind == "video_ts":
         read_dvd_title(source.folder, out, title_number=title_number, angle=angle, log=log)
+    elif source.kind == "iso":
+        import tempfile
+
+        from .dvd import iso_ifos
+
+        image = source.parts[0]
+        with tempfile.TemporaryDirectory() as ifos:
+            try:
+                folder = iso_ifos(image, Path(ifos))
+            except DiscError as error:
+                raise RemasterError(str(error)) from None
+            log.info("%s: a DVD image; its IFOs read from the image, the title by FFmpeg's dvdvideo", image)
+            read_dvd_title(folder, out, title_number=title_number, angle=angle, log=log, image=image)
     else:
         if str(title_number) != "auto" or angle != 1:
             log.warning("title_number and angle apply to a VIDEO_TS folder; %s are plain VOB files",

@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # scan imports this module
 # A frame after field matching is a pulldown repeat when it differs from its predecessor this many
 # times less than the frames around it do.
 DUPLICATE_RATIO = 0.2
+# A film run shorter than one 3:2 cycle (5 frames) next to video is video: pulldown cannot show in so few
+# frames (no repeat to find, no phase to keep), so such a run is the map's noise (a still or slow stretch
+# of native video field matching leaves clean), and each would be a section of its own in the master.
+# Video is the safe side: bwdif keeps every field of a film frame, field matching could drop a video field.
+MIN_FILM_RUN = 5
 
 
 def cadence_map(video: Path | str, *, ffmpeg: str = "ffmpeg", order: str = "tff",
@@ -53,6 +58,7 @@ def cadence_sections(combed: list[bool], diffs: list[int]) -> list[dict]:
 
     # a lone combed frame is film that bwdif cleans; a lone clean frame in video is still video
     video = [any(near(i)) if combed[i] else all(near(i)) for i in range(count)]
+    video = _without_short_film(video)
     dups = []
     for i in range(count):
         if video[i] or diffs[i] == SCENE_CHANGE:
@@ -81,6 +87,22 @@ def cadence_sections(combed: list[bool], diffs: list[int]) -> list[dict]:
                 sections.append({"kind": "film", "start": first, "end": i, "phase": None})
         start = i
     return sections
+
+
+def _without_short_film(video: list[bool]) -> list[bool]:
+    """`video` with every film run shorter than MIN_FILM_RUN that touches video made video (a title all
+    film, however short, stays film)."""
+    if not any(video):
+        return video
+    out = list(video)
+    start = 0
+    for i in range(1, len(video) + 1):
+        if i < len(video) and video[i] == video[start]:
+            continue
+        if not video[start] and i - start < MIN_FILM_RUN:
+            out[start:i] = [True] * (i - start)
+        start = i
+    return out
 
 
 def section_summary(sections: list[dict] | tuple, rate: Fraction = NTSC_RATE) -> list[str]:

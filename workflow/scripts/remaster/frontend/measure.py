@@ -12,6 +12,8 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+from ..run.errors import RemasterError
+
 NTSC_RATE = Fraction(30000, 1001)
 FILM_RATE = Fraction(24000, 1001)
 # Pulldown flags (repeat_first_field) are honoured before any analysis: DGIndex's "honour pulldown".
@@ -28,11 +30,18 @@ FRAME_COUNT_LINE = re.compile(r"frame=\s*(\d+)")
 
 
 def ffmpeg_log(cmd: list[str]) -> str:
-    """stderr of an ffmpeg run; raise with the tail of it when ffmpeg fails."""
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    """stderr of an ffmpeg run; a one-line RemasterError naming the file and ffmpeg's last message when
+    ffmpeg fails (or cannot be started)."""
+    source = cmd[cmd.index("-i") + 1] if "-i" in cmd else "?"
+    source = source.removeprefix("file:")
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    except OSError as error:
+        raise RemasterError(f"{source}: cannot run {cmd[0]} to analyse it ({error.strerror})") from None
     if result.returncode != 0:
         tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{cmd[0]} failed on {cmd[cmd.index('-i') + 1]}: {tail[0]}")
+        raise RemasterError(f"{source}: ffmpeg failed analysing the pictures (exit {result.returncode}): "
+                            f"{tail[0].strip()}")
     return result.stderr
 
 

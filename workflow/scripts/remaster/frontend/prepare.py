@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -20,19 +21,25 @@ from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
 from .plan import Plan
 
+VARIABLE_RATE_GAPS = 0.1  # damage loses pictures in a few places; a variable-rate source skips slots often
+
 
 def damaged_ranges(timestamps: list[float]) -> list[tuple[float, float]]:
     """Where frames are missing from the source: (from, to) in seconds from the first frame.
 
     A gap is a step between consecutive frame times of more than 1.75 usual ones (the median, so soft
     telecine's alternating 2- and 3-field steps are no gap); gaps a frame apart are one range.
-    -fps_mode cfr fills each with repeats of the last good frame.
+    -fps_mode cfr fills each with repeats of the last good frame. A source with gaps in more than
+    VARIABLE_RATE_GAPS of its steps is variable-rate (a phone's, a screen recorder's): its gaps are its
+    timing, not pictures lost, and none is reported (cfr fills them all the same).
     """
     times = sorted(timestamps)
     steps = sorted(b - a for a, b in zip(times, times[1:]) if b > a)
     if not steps:
         return []
     usual = steps[len(steps) // 2]
+    if sum(1 for step in steps if step > 1.75 * usual) > VARIABLE_RATE_GAPS * len(steps):
+        return []
     ranges: list[list[float]] = []
     for before, after in zip(times, times[1:]):
         if after - before > 1.75 * usual:
@@ -104,21 +111,27 @@ def prepare_title(title: Path, plan: Plan, out_path: Path, *, expected_seconds: 
     tmp.unlink(missing_ok=True)
     fps = Fraction(plan.fps)
     expected = max(int(round(expected_seconds * fps)), 1)
-    proc = subprocess.Popen(prepare_command(title, plan, tmp, retime=retime), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     stats: dict[str, str] = {}
     start = last = time.monotonic()
-    for line in proc.stdout:
-        key, _, value = line.strip().partition("=")
-        stats[key] = value
-        if key == "progress" and time.monotonic() - last >= 5:
-            last = time.monotonic()
-            done = int(stats.get("frame", 0) or 0)
-            rate = done / (last - start)
-            eta = (expected - done) / rate if rate else 0
-            log.info("prepare: %d/~%d frames, %.1f fps, ETA %dm%02ds", done, expected, rate, eta // 60, eta % 60)
-    stderr = proc.stderr.read()
-    if proc.wait() != 0:
+    # ffmpeg's messages go to a file, not a pipe: a damaged disc's many decode errors would fill a pipe
+    # no one reads while the progress lines are read, and both processes would wait forever
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(prepare_command(title, plan, tmp, retime=retime), stdout=subprocess.PIPE,
+                                stderr=errors, text=True)
+        for line in proc.stdout:
+            key, _, value = line.strip().partition("=")
+            stats[key] = value
+            if key == "progress" and time.monotonic() - last >= 5:
+                last = time.monotonic()
+                done = int(stats.get("frame", 0) or 0)
+                rate = done / (last - start)
+                eta = (expected - done) / rate if rate else 0
+                log.info("prepare: %d/~%d frames, %.1f fps, ETA %dm%02ds", done, expected, rate, eta // 60,
+                         eta % 60)
+        proc.wait()
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
+    if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         last_line = (stderr.strip().splitlines() or ["no message"])[-1]
         raise RemasterError(f"{title}: preparing the frames failed: {last_line}")

@@ -180,6 +180,12 @@ def verify_page(verification: dict, flicker: list[dict], overall: dict) -> str:
               for c in verification["checks"]]
     verdict = "<p class='ok'>every check passed</p>" if verification["ok"] else "<p class='fail'>FAILED</p>"
     sections = [("Checks", verdict + table(["property", "result", "source", "master", "problem"], checks))]
+    if verification.get("source_damage"):
+        rows = [["–" if d["start"] is None else f"{d['start']:.2f}-{d['end']:.2f} s", d["pictures"],
+                 "the last good picture repeated" if d["start"] is not None else "not in the master's timeline"]
+                for d in verification["source_damage"]]
+        sections.append(("Pictures lost to source damage (expected: logged by prepare_title, not a failure)",
+                         table(["where", "pictures", "in the master"], rows)))
     if flicker:
         from .flicker import TSV_COLUMNS
 

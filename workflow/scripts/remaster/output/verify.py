@@ -9,6 +9,7 @@ The decode pass also measures flicker (remaster.flicker), so the master is read 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,8 @@ class Verification:
     master: str
     checks: list[Check] = field(default_factory=list)
     flicker: list[ShardFlicker] = field(default_factory=list)
+    # pictures the front end logged as lost to source damage: expected, named, never a failure
+    source_damage: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -59,8 +62,20 @@ class Verification:
         """One line naming every property that failed and by how much."""
         return f"{self.master}: verification failed: " + "; ".join(c.message for c in self.failures)
 
+    def damage_line(self) -> str:
+        """One line naming where the source lost pictures and how many ('' when it lost none)."""
+        if not self.source_damage:
+            return ""
+        where = ", ".join(f"{d['pictures']} at {d['start']:.2f}-{d['end']:.2f} s (the last good one repeated)"
+                          if d["start"] is not None else f"{d['pictures']} not in the master's timeline"
+                          for d in self.source_damage)
+        total = sum(d["pictures"] for d in self.source_damage)
+        return (f"{self.master}: {total} pictures lost to source damage, as prepare_title logged (expected, "
+                f"not a failure): {where}")
+
     def as_dict(self) -> dict:
-        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks],
+                "source_damage": self.source_damage}
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,10 @@ class Expected:
     chapters: list[float]
     width: int  # the frames the models were given (flicker is measured at this size)
     height: int
+    # pictures lost to source damage that the master cannot hold (at the title's edges, or overlapping
+    # times dropped): the source's span is that much longer than the master's real timeline
+    lost_frames: int = 0
+    damage: tuple[tuple[float, float], ...] = ()
 
 
 def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool = False,
@@ -100,15 +119,36 @@ def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool =
     audio = [track.language for track in plan.audio]
     subtitles = [track.language for track in plan.subtitles]
     width, height = plan.model_input
-    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, int(width), int(height))
+    damage = tuple((float(a), float(b)) for a, b in facts.get("damaged") or ())
+    lost = 0
+    if (damage or facts.get("dropped_frames")) and not retimed and not facts.get("vfr"):
+        # the source's span promises these pictures; the front end logged them as lost, not the master
+        lost = max(int(round(duration * float(fps))) - frames, 0)
+        duration -= lost / float(fps)
+    return Expected(frames, fps, duration, aspect, audio, subtitles, chapters, int(width), int(height), lost, damage)
+
+
+# the muxer writing the decoded frames to the pipe; its complaints are about its own output, not the master
+PIPE_MUXER = "rawvideo"
+_PIPE_MUXER_LINE = re.compile(rf"^\[{PIPE_MUXER} @ 0x[0-9a-f]+\]")
 
 
 def _gray_decoder(path: Path, width: int, height: int, errors_to) -> subprocess.Popen:
-    """ffmpeg decoding every frame of the first video stream (none dropped or repeated) to 8-bit luma."""
-    cmd = [media.tool("ffmpeg"), "-nostdin", "-hide_banner", "-v", "error", "-i", media.input_path(path),
-           "-map", "0:v:0", "-fps_mode", "passthrough", "-vf", f"scale={width}:{height}:flags=area,format=gray",
-           "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    """ffmpeg decoding every frame of the first video stream (none dropped or repeated) to 8-bit luma.
+
+    Every message is its own line (`repeat`), each prefixed with the component that said it, so that
+    :func:`decoder_errors` can drop the pipe muxer's."""
+    cmd = [media.tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "repeat+error", "-i",
+           media.input_path(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+           "-vf", f"scale={width}:{height}:flags=area,format=gray", "-f", PIPE_MUXER, "-pix_fmt", "gray", "pipe:1"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors_to)
+
+
+def decoder_errors(log: str) -> str:
+    """ffmpeg's error lines about reading and decoding the master, without the pipe muxer's own complaints
+    (Matroska's millisecond times make it say "non monotonically increasing dts" about frames that
+    decoded perfectly: the source prints the same)."""
+    return "\n".join(line for line in log.splitlines() if line.strip() and not _PIPE_MUXER_LINE.match(line))
 
 
 def _frames(proc: subprocess.Popen, size: int):
@@ -147,7 +187,7 @@ def decode_and_measure(master: Path, source: Path | None, width: int, height: in
                     proc.stdout.close()
                     proc.wait()
         master_errors.seek(0)
-        errors = master_errors.read().decode(errors="replace").strip()
+        errors = decoder_errors(master_errors.read().decode(errors="replace")).strip()
         if master_proc.returncode != 0 and not errors:
             errors = f"ffmpeg exited with status {master_proc.returncode}"
     return meter.master_frames, errors, meter.result() if source else []
@@ -170,11 +210,15 @@ def _video_span(path: Path) -> float:
     return max(ends) - min(starts) if starts else 0.0
 
 
-def audio_hash(path: Path, track: int) -> str | None:
-    """md5 of one audio track's packet payloads, stream-copied (timestamps and container play no part)."""
+def audio_hash(path: Path, track: int, codec: str | None = None) -> str | None:
+    """md5 of one audio track's packet payloads, stream-copied (timestamps and container play no part).
+
+    AAC is hashed without ADTS headers: MPEG-TS and ADTS files carry a header on every packet, Matroska
+    and MP4 store the same payload bare (the bitstream filter passes bare packets through unchanged)."""
     probe_args = getattr(media, "PROBE_ARGS", ())
+    bare = ["-bsf:a", "aac_adtstoasc"] if codec == "aac" else []
     cmd = media.ffmpeg_args(*probe_args, "-i", media.input_path(path), "-map", f"0:a:{track}", "-c", "copy",
-                            "-f", "streamhash", "-hash", "md5", "pipe:1")
+                            *bare, "-f", "streamhash", "-hash", "md5", "pipe:1")
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         return None
@@ -241,6 +285,39 @@ def check_timestamps(master: Path, timed: list[dict], factor: int = 1) -> Check:
                  + ("" if rising else ", and the times do not strictly increase"))
 
 
+SYNC_TOLERANCE = 0.002  # seconds besides one frame: Matroska's millisecond times, rounded twice
+
+
+def _start(stream: dict) -> float | None:
+    try:
+        return float(stream["start_time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _sync_checks(probe: dict, info: dict, master: Path, audio: list[dict], frame: float) -> list[Check]:
+    """Each audio track starts as far from the picture as in the source (within a frame): the lip sync."""
+    video = probe.get("video", {})
+    source_video = video.get("start_time")
+    if source_video is None or not audio:
+        return []
+    times = _video_times(master)
+    if not times:
+        return []
+    checks = []
+    for n, track in enumerate(probe.get("audio", [])):
+        if n >= len(audio) or track.get("start_time") is None or _start(audio[n]) is None:
+            continue
+        want = float(track["start_time"]) - float(source_video)
+        got = _start(audio[n]) - times[0]
+        off = got - want
+        checks.append(Check(f"audio_{n}_sync", abs(off) <= frame + SYNC_TOLERANCE, round(want, 4), round(got, 4),
+                            f"audio_{n}_sync: track {n} starts {got:+.3f} s from the picture, in the source "
+                            f"{want:+.3f} s ({off * 1000:+.0f} ms, {off / frame:+.1f} frames out of sync; "
+                            "at most 1 frame allowed)"))
+    return checks
+
+
 def check_container(master: Path, probe: dict, expected: Expected, title: Path | None) -> list[Check]:
     """Every property that needs no decoding: duration, audio, languages, subtitles, chapters, aspect."""
     info = media.ffprobe_json(master)
@@ -253,7 +330,9 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     off = span - expected.duration
     checks.append(Check("duration", abs(off) <= frame + 1e-6, round(expected.duration, 6), round(span, 6),
                         f"duration is {span:.3f} s, expected {expected.duration:.3f} s "
-                        f"({off:+.3f} s, {off / frame:+.1f} frames; at most 1 frame allowed)"))
+                        f"({off:+.3f} s, {off / frame:+.1f} frames; at most 1 frame allowed)"
+                        + (f"; {expected.lost_frames} pictures lost to source damage already counted"
+                           if expected.lost_frames else "")))
 
     audio = [s for s in streams if s.get("codec_type") == "audio"]
     source_audio = probe.get("audio", [])
@@ -263,10 +342,12 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
             checks.append(Check(f"audio_{n}", False, track.get("codec"), None,
                                 f"audio_{n}: source audio track {n} ({track.get('codec')}) is missing"))
         elif title is not None:
-            want, got = audio_hash(title, n), audio_hash(master, n)
+            want, got = audio_hash(title, n, track.get("codec")), audio_hash(master, n, track.get("codec"))
             checks.append(Check(f"audio_{n}", want is not None and want == got, want, got,
                                 f"audio_{n}: track {n} is not bit-identical to the source's "
                                 f"(md5 of its packets {got}, the source's {want})"))
+
+    checks += _sync_checks(probe, info, master, audio, frame)
 
     subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
     # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
@@ -300,6 +381,16 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     return checks
 
 
+def _damage(expected: Expected, facts: dict) -> list[dict]:
+    """Where the source lost pictures and how many: each range prepare_title logged (filled there with the
+    last good picture), and the pictures its span promised that no range holds (`lost_frames`)."""
+    rate = float(expected.fps)
+    found = [{"start": a, "end": b, "pictures": max(int(round((b - a) * rate)), 1)} for a, b in expected.damage]
+    if expected.lost_frames:  # not filled: the master's timeline is that much shorter than the source's span
+        found.append({"start": None, "end": None, "pictures": expected.lost_frames})
+    return found
+
+
 def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: Plan, prepared: Prepared,
                   prepared_file: Path | None = None, retimed: bool = False,
                   interpolation_factor: int = 1) -> Verification:
@@ -314,6 +405,7 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
     expected = expectations(probe, plan, prepared, retimed=retimed, interpolation_factor=interpolation_factor)
     result = Verification(str(master))
+    result.source_damage = _damage(expected, prepared.facts)
     result.checks = check_container(master, probe, expected, title)
     if prepared.facts.get("vfr"):
         result.checks.append(check_timestamps(master, prepared.facts["timed"], interpolation_factor))

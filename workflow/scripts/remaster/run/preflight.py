@@ -59,9 +59,10 @@ def check_tools(kinds: set[str] | str | None = None) -> str:
     for name in ("ffmpeg", "ffprobe"):
         media.tool(name)
     kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
-    if "video_ts" in kinds and "dvdvideo" not in media.demuxers():
+    if kinds & {"video_ts", "iso"} and "dvdvideo" not in media.demuxers():
         raise RemasterError(f"{media.tool('ffmpeg')} has no dvdvideo demuxer (FFmpeg >= 7.1 with libdvdnav) to "
-                            "read a VIDEO_TS folder: run ./setup.sh (pinned FFmpeg 8) or unset REMASTER_FFMPEG")
+                            "read a VIDEO_TS folder or DVD image: run ./setup.sh (pinned FFmpeg 8) or unset "
+                            "REMASTER_FFMPEG")
     return media.version()
 
 
