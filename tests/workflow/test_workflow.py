@@ -54,6 +54,17 @@ def test_dry_run_plans_one_upscale_job_per_shard(tmp_path, demo_disc, tiny_model
     assert after["mux_master"] == 1 and "probe_source" not in after and "prepare_title" not in after
 
 
+def test_an_absolute_output_logs_without_a_double_slash(tmp_path, demo_disc, tiny_model):
+    master = tmp_path / "masters" / "film.mkv"  # absolute, as a user names a disk elsewhere
+    write_config(tmp_path, source=demo_disc, output=str(master), models=[str(tiny_model)], shard_frames=SHARD_FRAMES,
+                 encoder=FAST_ENCODER)
+    dry = snakemake(tmp_path, "-n", "-p")
+    text = dry.stdout + dry.stderr
+    assert "mux_master_absolute" in text and f"output: {master}" in text
+    assert f"log: logs/masters{master}.log" in text
+    assert "//" not in text.replace("://", "")  # Snakemake warned of the double slash at every start
+
+
 def test_master_matches_the_source(run, demo_disc):
     workdir, _, _ = run
     master = workdir / "masters" / "my disc.mkv"

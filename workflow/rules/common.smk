@@ -54,6 +54,20 @@ for stale in preflight.clear_stale_locks():
 DISCS = list(MASTERS)
 # the master's file is the user's path; its rule matches exactly these paths and maps them back to a disc
 DISC_OF = {str(m.output): disc for disc, m in MASTERS.items()}
+
+
+def master_name(path):
+    """A master's path as the {master} wildcard holds it: an absolute one without its leading slash (rule
+    mux_master_absolute puts it back), so its log is logs/masters/abs/path.mkv.log, not logs/masters//abs…
+    """
+    return path.lstrip("/")
+
+
+def disc_of(wildcards):
+    """The disc whose master the {master} wildcard names (relative, or absolute without its slash)."""
+    return DISC_OF.get(wildcards.master) or DISC_OF["/" + wildcards.master]
+
+
 SHARD_FRAMES = int(config["shard_frames"])
 KEEP_UPSCALED = bool(config["keep_upscaled"])
 RESULTS = "results/{disc}"
@@ -68,7 +82,7 @@ PREPARED = f"{RESULTS}/prepare_title/prepared.json"
 wildcard_constraints:
     shard=r"\d{4}",
     disc="|".join(re.escape(d) for d in DISCS),
-    master="|".join(re.escape(path) for path in DISC_OF),
+    master="|".join(re.escape(master_name(path)) for path in DISC_OF),
 
 
 def settings(wildcards):
@@ -169,7 +183,7 @@ def master_file(wildcards):
 
 def mux_inputs(wildcards):
     """The mux's inputs for the master at path `{master}`: its disc's encoded shards, tracks and records."""
-    named = Wildcards(fromdict={"disc": DISC_OF[wildcards.master]})
+    named = Wildcards(fromdict={"disc": disc_of(wildcards)})
     disc = named.disc
     return {
         "shards": encoded_shards(named),

@@ -11,12 +11,18 @@ rule mux_master:
     conda:
         ENV
     params:
-        disc=lambda wildcards: DISC_OF[wildcards.master],
+        disc=disc_of,
         # the log lives with the disc's others (a log path may only use the output's wildcards)
-        log=lambda wildcards: f"logs/{DISC_OF[wildcards.master]}/mux_master.log",
+        log=lambda wildcards: f"logs/{disc_of(wildcards)}/mux_master.log",
         # interpolate.factor: the master holds factor × the prepared title's frames
-        factor=lambda wildcards: MASTERS[
-            DISC_OF[wildcards.master]
-        ].settings.interpolate.factor,
+        factor=lambda wildcards: MASTERS[disc_of(wildcards)].settings.interpolate.factor,
     script:
         "../scripts/mux_master.py"
+
+
+use rule mux_master as mux_master_absolute with:
+    output:
+        # a master at an absolute path: the wildcard holds it without its leading slash (common.smk)
+        master="/{master}",
+    log:
+        "logs/masters/{master}.log",
