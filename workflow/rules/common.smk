@@ -5,6 +5,7 @@ Every step works on one master, the `{disc}` wildcard: a row of the `discs:` she
 come from MASTERS[wildcards.disc]; nothing below is a parse-time value of one disc.
 """
 
+import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -65,7 +66,11 @@ def master_name(path):
 
 def disc_of(wildcards):
     """The disc whose master the {master} wildcard names (relative, or absolute without its slash)."""
-    return DISC_OF.get(wildcards.master) or DISC_OF["/" + wildcards.master]
+    return DISC_OF.get(wildcards.master) or DISC_OF[f"{ROOT}{wildcards.master}"]
+
+
+# the file system's root, in front of an absolute master's {master} (rule mux_master_absolute)
+ROOT = os.path.sep
 
 
 SHARD_FRAMES = int(config["shard_frames"])

@@ -23,6 +23,6 @@ rule mux_master:
 use rule mux_master as mux_master_absolute with:
     output:
         # a master at an absolute path: the wildcard holds it without its leading slash (common.smk)
-        master="/{master}",
+        master=f"{ROOT}{{master}}",
     log:
         "logs/masters/{master}.log",
