@@ -108,6 +108,7 @@ class FrontEndSettings:
     target_height: int | None = None
     title: str | None = None
     vfr: bool = True  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
+    cleanup: str = "off"  # a frontend.cleanup preset, run before crop and resize
 
     def as_dict(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -274,4 +275,5 @@ def frontend_settings(config: dict) -> FrontEndSettings:
         target_height=_auto(config.get("target_height"), int),
         title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
         vfr=bool(config["vfr"]),
+        cleanup=str(config["cleanup"]),
     )
