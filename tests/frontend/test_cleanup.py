@@ -27,7 +27,7 @@ def _filtered(frames: np.ndarray, graph: str) -> np.ndarray:
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name", [n for n in PRESETS if n != "off"])
+@pytest.mark.parametrize("name", [n for n in PRESETS if n != "none"])
 def test_each_preset_takes_its_damage_off_a_real_picture(name):
     """deblock against 8×8 block edges (JPEG at quality 15, the same transform as MPEG-2), the denoisers
     against noise."""
@@ -52,7 +52,7 @@ def test_each_preset_takes_its_damage_off_a_real_picture(name):
 
 @pytest.mark.unit
 def test_an_unknown_preset_names_the_choices():
-    with pytest.raises(RemasterError, match="cleanup: 'strong' is not a preset; choose one of off, deblock"):
+    with pytest.raises(RemasterError, match="cleanup: 'strong' is not a preset; choose one of none, deblock"):
         cleanup_filter("strong")
 
 

@@ -14,7 +14,7 @@ from ..run.errors import RemasterError
 # name → FFmpeg filter (empty: nothing). Strengths are for 8-bit SD: light enough to keep film grain's
 # texture where a model can use it, strong enough to take MPEG-2 ringing and tape noise off.
 PRESETS: dict[str, str] = {
-    "off": "",
+    "none": "",
     # MPEG-2's 8×8 block edges, smoothed only where the step across an edge is small (real edges stay)
     "deblock": "deblock=filter=strong:block=8",
     # fast spatio-temporal low-pass: tape noise and chroma noise (luma 3/2.25, chroma 4/3)
@@ -27,7 +27,7 @@ PRESETS: dict[str, str] = {
 
 
 def cleanup_filter(name: str) -> str:
-    """The FFmpeg filter of preset `name` ('' for off); an unknown name is an error naming the choices."""
+    """The FFmpeg filter of preset `name` ('' for none); an unknown name is an error naming the choices."""
     try:
         return PRESETS[name]
     except KeyError:

@@ -124,13 +124,14 @@ def score(output: np.ndarray, truth: np.ndarray, *, search: int = 3, work: Path 
 def decode_rgb(path: Path, size: tuple[int, int], *, pre: str = "", matrix: str | None = None,
                flags: str = "lanczos", frames: int | None = None) -> np.ndarray:
     """A video's frames as RGB at `size` (w, h): `pre` filters first (crop, deinterlace), then one scale
-    converts with `matrix` (else the file's tag) and resizes with `flags`."""
+    converts with `matrix` (else the file's tag) and resizes with `flags`. Frames pass as decoded (none
+    repeated for a rate: soft pulldown's pictures come once each)."""
     width, height = size
     colour = f":in_color_matrix={matrix}" if matrix else ""
     scale = f"scale={width}:{height}{colour}:flags={flags}+accurate_rnd+full_chroma_int,format=rgb24"
     graph = ",".join(f for f in (pre, scale) if f)
     cmd = [media.tool("ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-i", media.input_path(path),
-           "-map", "0:v:0", "-vf", graph, *(["-frames:v", str(frames)] if frames else []),
+           "-map", "0:v:0", "-vf", graph, "-fps_mode", "passthrough", *(["-frames:v", str(frames)] if frames else []),
            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     result = subprocess.run(cmd, capture_output=True)
     if result.returncode != 0:

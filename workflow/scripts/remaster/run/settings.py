@@ -108,7 +108,7 @@ class FrontEndSettings:
     target_height: int | None = None
     title: str | None = None
     vfr: bool = True  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
-    cleanup: str = "off"  # a frontend.cleanup preset, run before crop and resize
+    cleanup: str = "none"  # a frontend.cleanup preset, run before crop and resize
 
     def as_dict(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
