@@ -43,6 +43,7 @@ class Kind:
     photo: str
     speed: int  # truth pixels a truth frame
     tape: bool = False
+    cel: bool = False  # the photograph drawn as cel animation: flat colours, dark outlines
     description: str = ""
 
     @property
@@ -75,8 +76,8 @@ KINDS = {k.name: k for k in (
     Kind("pal_film", "pal", Fraction(25), "progressive", "astronaut.png", 6, description="PAL film, 25p"),
     Kind("ntsc_hard", "ntsc", Fraction(24000, 1001), "hard", "rocket.jpg", 6,
          description="NTSC film, hard 3:2 pulldown (29.97i)"),
-    Kind("ntsc_soft", "ntsc", Fraction(24000, 1001), "soft", "coffee.png", 6,
-         description="NTSC film, soft pulldown (RFF flags)"),
+    Kind("ntsc_soft", "ntsc", Fraction(24000, 1001), "soft", "coffee.png", 6, cel=True,
+         description="NTSC animation (cel-drawn), soft pulldown (RFF flags)"),
     Kind("video", "pal", Fraction(50), "interlaced", "rocket.jpg", 4, description="interlaced video, 25i from 50p"),
     Kind("tape", "pal", Fraction(25), "progressive", "rocket.jpg", 5, tape=True,
          description="VHS-like capture, 25p"),
@@ -86,6 +87,31 @@ KINDS = {k.name: k for k in (
 def _ffmpeg() -> str:
     from remaster.run import media
     return media.tool("ffmpeg")
+
+
+def cel_photo(name: str) -> Path:
+    """The photograph drawn as cel animation (flat areas of 20 colours, dark outlines where they meet), as
+    anime DVDs hold it; written once into the temporary folder."""
+    import tempfile
+
+    from PIL import Image, ImageFilter
+
+    out = Path(tempfile.gettempdir()) / f"remaster-bench-cel-{Path(name).stem}.png"
+    if out.is_file():
+        return out
+    photo = Image.open(PHOTOS / name).convert("RGB").filter(ImageFilter.ModeFilter(7))
+    flat = np.asarray(photo.quantize(colors=20, dither=Image.Dither.NONE).convert("RGB").filter(ImageFilter.ModeFilter(5)))
+    index = flat.astype(np.int32) @ np.array([65536, 256, 1])
+    edges = np.zeros(index.shape, bool)
+    edges[1:] |= index[1:] != index[:-1]
+    edges[:, 1:] |= index[:, 1:] != index[:, :-1]
+    lines = Image.fromarray((edges * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6))
+    ink = np.asarray(lines, dtype=np.float32)[..., None] / 255 * 0.85
+    drawn = (flat * (1 - ink) + 20 * ink).astype(np.uint8)
+    partial = out.with_name(out.name + ".partial.png")
+    Image.fromarray(drawn).save(partial)
+    partial.replace(out)
+    return out
 
 
 MARGIN = 32  # truth pixels of native detail around the scoring window
@@ -104,12 +130,13 @@ def truth_graph(kind: Kind) -> tuple[list[str], str]:
     frames = kind.truth_frames
     w, h, x, y = kind.window
     inner_w, inner_h = w + 2 * MARGIN, h + 2 * MARGIN
-    photo_w, photo_h = Image.open(PHOTOS / kind.photo).size
+    photo = cel_photo(kind.photo) if kind.cel else PHOTOS / kind.photo
+    photo_w, photo_h = Image.open(photo).size
     if photo_w < inner_w or photo_h < inner_h:
         raise ValueError(f"{kind.photo}: {photo_w}x{photo_h} is smaller than the {inner_w}x{inner_h} window")
     speed = min(kind.speed, (photo_w - inner_w) / frames)
     bob = (photo_h - inner_h) / 2
-    src = ["-framerate", str(kind.truth_rate), "-loop", "1", "-i", str(PHOTOS / kind.photo)]
+    src = ["-framerate", str(kind.truth_rate), "-loop", "1", "-i", str(photo)]
     graph = (f"split[a][b];"
              f"[a]scale={width + kind.speed * (frames + 2)}:{height * 5 // 4}:force_original_aspect_ratio=increase,"
              f"crop={width}:{height}:x='n*{kind.speed}':y='{height // 16}+{height // 24}*sin(n/11)'[bg];"
