@@ -120,6 +120,18 @@ def row_config(row: str) -> tuple[list[str], dict]:
     return [MODELS[model]], {"cleanup": cleanup or "none"}
 
 
+def same_row(row: str) -> str | None:
+    """The plain row ('rrdb+hqdn3d') a recipe row amounts to, when it sets only a model and a clean-up."""
+    if not row.startswith("recipe:"):
+        return None
+    names, extra = row_config(row)
+    model = {file: key for key, file in MODELS.items()}.get(names[0]) if len(names) == 1 else None
+    if model is None or set(extra) - {"cleanup"}:
+        return None
+    cleanup = extra.get("cleanup", "none")
+    return model if cleanup == "none" else f"{model}+{cleanup}"
+
+
 def measure(kind_name: str, row: str, work: Path, model_dir: Path, frames: int) -> dict:
     kind = discs.KINDS[kind_name]
     kind_work = work / kind_name
@@ -259,8 +271,13 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"recipe:{RECIPES[kind]}" if row == "recipes" else row
                 if name in results.get(kind, {}) and not args.redo:
                     continue
-                print(f"{kind} {name} …", flush=True)
-                results.setdefault(kind, {})[name] = measure(kind, name, args.work, args.models, args.frames)
+                same = same_row(name)
+                if same in results.get(kind, {}):
+                    # a recipe that is a measured row (same model, same clean-up) is not run twice
+                    results[kind][name] = {**results[kind][same], "same_as": same}
+                else:
+                    print(f"{kind} {name} …", flush=True)
+                    results.setdefault(kind, {})[name] = measure(kind, name, args.work, args.models, args.frames)
                 store.write_text(json.dumps(results, indent=1))
                 print(f"  {results[kind][name]}", flush=True)
     lines = table(results)
