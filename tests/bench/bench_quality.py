@@ -126,7 +126,7 @@ def same_row(row: str) -> str | None:
         return None
     names, extra = row_config(row)
     model = {file: key for key, file in MODELS.items()}.get(names[0]) if len(names) == 1 else None
-    if model is None or set(extra) - {"cleanup"}:
+    if model is None or set(extra) - {"cleanup", "scale"} or extra.get("scale", 2) != 2:
         return None
     cleanup = extra.get("cleanup", "none")
     return model if cleanup == "none" else f"{model}+{cleanup}"
