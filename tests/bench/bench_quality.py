@@ -175,7 +175,8 @@ def table(results: dict) -> list[str]:
                 lines.append(f"| {kind} | {row} | skipped: {r['skipped']} | | | | | |")
                 continue
             gain = f" ({r['vmaf'] - base['vmaf']:+.1f})" if base and row != "player_lanczos" else ""
-            lines.append(f"| {kind} | {row} | {r['vmaf']:.1f}{gain} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            label = f"{row} (= {r['same_as']})" if "same_as" in r else row
+            lines.append(f"| {kind} | {label} | {r['vmaf']:.1f}{gain} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                          f"{r['temporal']:.2f} | {r['frames']} | {r['seconds']:.0f} |")
     return lines
 
@@ -215,28 +216,31 @@ def _plot_pillow(results: dict, out: Path) -> Path:
 
     kinds = [k for k in discs.KINDS if k in results]
     rows = sorted({row for k in kinds for row, r in results[k].items() if "vmaf" in r}, key=_row_order)
-    palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-               (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (255, 200, 0)]
+    import colorsys
+
+    palette = [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(n / max(len(rows), 1), 0.75, 0.85 - 0.3 * (n % 2)))
+               for n in range(len(rows))]
     bar, gap, left, top, height = 9, 18, 60, 30, 300
     width = left + len(kinds) * (len(rows) * bar + gap) + 240
     image = Image.new("RGB", (width, top + height + 60), "white")
     draw = ImageDraw.Draw(image)
-    low, high = 40.0, 100.0
+    low, high = 0.0, 100.0
 
     def y_of(value: float) -> float:
         return top + height * (1 - (min(max(value, low), high) - low) / (high - low))
 
-    for tick in range(40, 101, 10):
+    for tick in range(0, 101, 10):
         draw.line([(left - 5, y_of(tick)), (width - 240, y_of(tick))], fill=(220, 220, 220))
         draw.text((10, y_of(tick) - 6), f"{tick}", fill="black")
-    draw.text((10, 5), "VMAF against the truth, per kind (bars: outputs; black tick: temporal error x10)", fill="black")
+    draw.text((10, 5), "VMAF against the truth, per kind (bars: outputs, VMAF 0-100; black tick: temporal error, 0-10)", fill="black")
     x = left
     for kind in kinds:
         for n, row in enumerate(rows):
             r = results[kind].get(row)
             if r and "vmaf" in r:
                 draw.rectangle([x, y_of(r["vmaf"]), x + bar - 2, top + height], fill=palette[n % len(palette)])
-                draw.line([(x, y_of(low + 10 * r["temporal"])), (x + bar - 2, y_of(low + 10 * r["temporal"]))], fill="black", width=2)
+                tick = y_of(10 * r["temporal"])
+                draw.line([(x, tick), (x + bar - 2, tick)], fill="black", width=2)
             x += bar
         draw.text((x - len(rows) * bar, top + height + 8), kind, fill="black")
         x += gap
