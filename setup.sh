@@ -7,9 +7,10 @@ cd "$(dirname "$0")"
 # The workflow runs the pinned FFmpeg 8 from requirements.txt (no root needed). Debian's tools author the
 # test discs as real DVDs are made: mjpegtools (mpeg2enc with pulldown flags, mplex), dvdauthor and spumux,
 # lsdvd to cross-check, and Debian's ffmpeg for the test sources. mkvtoolnix's mkvmerge gives a hybrid
-# title's variable-rate master its per-frame times; genisoimage makes the test DVD images (.iso).
+# title's variable-rate master its per-frame times; genisoimage makes the test DVD images (.iso). HandBrakeCLI is
+# the quality benchmark's HandBrake row (about 3 MB once Debian's ffmpeg is there).
 packages=()
-for tool in ffmpeg:ffmpeg ffprobe:ffmpeg dvdauthor:dvdauthor spumux:dvdauthor lsdvd:lsdvd mpeg2enc:mjpegtools mplex:mjpegtools mkvmerge:mkvtoolnix genisoimage:genisoimage; do
+for tool in ffmpeg:ffmpeg ffprobe:ffmpeg dvdauthor:dvdauthor spumux:dvdauthor lsdvd:lsdvd mpeg2enc:mjpegtools mplex:mjpegtools mkvmerge:mkvtoolnix genisoimage:genisoimage HandBrakeCLI:handbrake-cli; do
   command -v "${tool%%:*}" >/dev/null || packages+=("${tool#*:}")
 done
 if [ ${#packages[@]} -gt 0 ]; then

@@ -64,3 +64,85 @@ def test_real_model_beats_bicubic_through_the_pipeline(tmp_path, photo_clip):
         gain = psnr(master, original) - psnr(bicubic, original)
         print(f"model {psnr(master, original):.2f} dB, bicubic {psnr(bicubic, original):.2f} dB")
         assert gain > 0.5, f"model {psnr(master, original):.2f} dB vs bicubic {psnr(bicubic, original):.2f} dB"
+
+
+# --- remaster.output.quality: the benchmark's scores ------------------------------------------------------
+
+def _photo_frames(count: int, size=(96, 64), step: int = 2) -> np.ndarray:
+    """`count` frames of a slow pan over a real photograph (RGB uint8)."""
+    photo = np.asarray(Image.open(PHOTOS / "chelsea.png").convert("RGB"))
+    w, h = size
+    return np.stack([photo[40:40 + h, 60 + step * n:60 + step * n + w] for n in range(count)])
+
+
+@pytest.mark.unit
+def test_identical_frames_score_perfectly():
+    from remaster.output import quality
+
+    truth = _photo_frames(4)
+    scores = quality.score(truth.copy(), truth)
+    assert scores.vmaf > 95 and scores.psnr >= 60 and scores.ssim > 0.999
+    assert scores.temporal == 0 and scores.frames == 4 and scores.offset == 0
+
+
+@pytest.mark.unit
+def test_shimmer_raises_the_temporal_error_and_a_steady_error_does_not():
+    from remaster.output import quality
+
+    truth = _photo_frames(5)
+    rng = np.random.default_rng(0)
+    steady_noise = rng.normal(0, 6, truth.shape[1:])
+    steady = np.clip(truth + steady_noise, 0, 255).astype(np.uint8)
+    shimmer = np.clip(truth + rng.normal(0, 6, truth.shape), 0, 255).astype(np.uint8)
+    assert quality.temporal_error(steady, truth) < 0.6  # only rounding and clipping differ frame to frame
+    assert quality.temporal_error(shimmer, truth) > 5
+    # both lower PSNR by about the same amount: the temporal error tells them apart, PSNR does not
+    assert abs(quality.psnr(steady, truth) - quality.psnr(shimmer, truth)) < 1
+
+
+@pytest.mark.unit
+def test_blur_lowers_vmaf_psnr_and_ssim():
+    from remaster.output import quality
+
+    truth = _photo_frames(3)
+    blurred = np.stack([np.asarray(Image.fromarray(f).resize((48, 32), Image.BILINEAR).resize((96, 64), Image.BILINEAR))
+                        for f in truth])
+    sharp, soft = quality.score(truth.copy(), truth), quality.score(blurred, truth)
+    assert soft.vmaf < sharp.vmaf - 10 and soft.psnr < 35 and soft.ssim < 0.97
+
+
+@pytest.mark.unit
+def test_a_late_output_is_aligned_to_its_truth_frame():
+    from remaster.output import quality
+
+    truth = _photo_frames(8, step=5)
+    scores = quality.score(truth[2:7].copy(), truth)
+    assert scores.offset == 2 and scores.frames == 5 and scores.psnr >= 60
+
+
+@pytest.mark.unit
+def test_a_wrong_size_is_refused_with_what_to_do():
+    from remaster.output import quality
+
+    truth = _photo_frames(2)
+    with pytest.raises(ValueError, match="scale the output to the truth's size"):
+        quality.score(truth[:, :32], truth)
+
+
+@pytest.mark.unit
+def test_decode_rgb_reads_with_the_given_matrix(tmp_path):
+    from remaster.output import quality
+
+    truth = _photo_frames(3)
+    clip = tmp_path / "clip.mkv"
+    # stored as BT.601 limited 4:4:4, as a DVD would hold it
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "96x64",
+                    "-framerate", "25", "-i", "pipe:0", "-vf",
+                    "scale=out_color_matrix=bt601:out_range=tv:flags=accurate_rnd+full_chroma_int,format=yuv444p",
+                    "-c:v", "ffv1", str(clip)], input=truth.tobytes(), check=True)
+    right = quality.decode_rgb(clip, (96, 64), matrix="bt601")
+    wrong = quality.decode_rgb(clip, (96, 64), matrix="bt709")
+    assert right.shape == truth.shape
+    assert quality.psnr(right, truth) > 45
+    # the wrong matrix shifts colours, which the luma of saturated reds and greens shows
+    assert np.abs(right.astype(int) - truth).mean() < np.abs(wrong.astype(int) - truth).mean()

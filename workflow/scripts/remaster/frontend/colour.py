@@ -49,7 +49,9 @@ class Colour:
 
     def tags(self) -> list[str]:
         """ffmpeg output options that tag a stream with this colour (the prepared title keeps the source's)."""
-        return ["-colorspace", self.matrix, "-color_primaries", self.primaries, "-color_trc", self.transfer,
+        # ffprobe names transfers 4 and 5 bt470m/bt470bg; the -color_trc option knows them only as gamma22/28
+        transfer = {"bt470m": "gamma22", "bt470bg": "gamma28"}.get(self.transfer, self.transfer)
+        return ["-colorspace", self.matrix, "-color_primaries", self.primaries, "-color_trc", transfer,
                 "-color_range", self.range]
 
     def to_bt709(self) -> str | None:

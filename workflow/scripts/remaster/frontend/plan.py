@@ -18,6 +18,7 @@ from ..run.records import Record
 from ..run.settings import FrontEndSettings
 from . import colour as colours
 from .cadence import hybrid_chains, section_summary, section_times
+from .cleanup import cleanup_filter
 from .geometry import detect_crop, square_geometry
 from .measure import duration, sample_windows
 from .scan import PULLDOWN_MIN_FRACTION, ScanDecision, detect_scan, hybrid_decision, pulldown_fraction, scan_filters
@@ -196,7 +197,7 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
                                     "display_aspect")
     model_w, model_h = square_geometry(stored_w, stored_h, Fraction(1), display_aspect=aspect,
                                                target_height=settings.target_height, scale=max(int(scale), 1))
-    filters = [f for f in (scan_filter,) if f]
+    filters = [f for f in (scan_filter, cleanup_filter(settings.cleanup)) if f]
     if crop:
         filters.append("crop={}:{}:{}:{}".format(*crop))
     if (model_w, model_h) != (stored_w, stored_h):

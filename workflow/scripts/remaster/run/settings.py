@@ -160,6 +160,7 @@ class FrontEndSettings:
     target_height: int | None = _auto_default("target_height", int)
     title: str | None = _auto_default("title", str)
     vfr: bool = default("vfr")  # hybrid titles: real per-frame timestamps (False: constant field rate, film in 3:2)
+    cleanup: str = default("cleanup")  # a frontend.cleanup preset, run before crop and resize
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,7 @@ def frontend_settings(config: dict) -> FrontEndSettings:
         target_height=_auto(config.get("target_height"), int),
         title=None if config.get("title") in (None, "", "auto") else str(config["title"]),
         vfr=bool(config["vfr"]),
+        cleanup=str(config["cleanup"]),
     )
 
 
