@@ -64,8 +64,8 @@ def test_the_plan_cleans_up_after_deinterlacing_and_before_crop():
     probe = {"video": {"width": 720, "height": 576, "fps": "25", "sar": "16:15", "dar": "4:3", "start_time": 0},
              "audio": [], "subtitles": [], "chapters": [], "format": {"start_time": 0}}
     settings = FrontEndSettings(scan="interlaced", field_order="tff", crop="704:576:8:0", cleanup="hqdn3d")
-    filters = make_plan(probe, settings, title=REPO)["filters"].split(",")
+    filters = make_plan(probe, settings, title=REPO).filters.split(",")
     names = [f.split("=")[0] for f in filters]
     assert names.index("bwdif") < names.index("hqdn3d") < names.index("crop") < names.index("scale")
-    off = make_plan(probe, FrontEndSettings(scan="interlaced", field_order="tff"), title=REPO)["filters"]
+    off = make_plan(probe, FrontEndSettings(scan="interlaced", field_order="tff"), title=REPO).filters
     assert "hqdn3d" not in off
