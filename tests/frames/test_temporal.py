@@ -33,14 +33,16 @@ def weights() -> Path:
 
 @pytest.mark.unit
 @pytest.mark.parametrize(("name", "strength"), [("s2", 2.0), ("s1_5", 1.5)])
-def test_network_is_bit_equal_to_the_original(name, strength):
-    """The port, on the bundled safetensors, gives the original code's fp32 output bit for bit
-    (tests/data/make_temporalfix_reference.py made it from vs-temporalfix 2.4.1's own module and .pth)."""
+def test_network_equals_the_original(name, strength):
+    """The port, on the bundled safetensors, gives the original code's fp32 output (made by
+    tests/data/make_temporalfix_reference.py from vs-temporalfix 2.4.1's own module and .pth): bit for bit
+    with the thread count that made it, within a few float32 ulps with another (oneDNN splits its sums by
+    thread); a wrong weight, warp or blend differs by orders of magnitude more."""
     reference = load_file(str(REFERENCE))
     network = load_temporalfix(weights(), strength)
     with torch.inference_mode():
         out = network(reference["input"])
-    assert torch.equal(out, reference[name])
+    assert float((out - reference[name]).abs().max()) <= 2e-6
     # and it does something: the centre frame is changed, by less than the noise it averages away
     change = (out - reference["input"][:, RADIUS]).abs().mean()
     assert 0.005 < change < 0.05

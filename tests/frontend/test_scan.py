@@ -224,19 +224,6 @@ def test_untagged_hd_is_bt709_for_every_stage(height):
                              "-color_range", "tv"]
 
 
-@pytest.mark.unit
-def test_a_pal_disc_tagged_with_its_own_transfer_tags_the_prepared_title():
-    """mpeg2enc's PAL discs (and many pressed ones) carry transfer 5, which ffprobe calls bt470bg and the
-    encoders' -color_trc refuses: every prepare of such a disc failed ("Invalid argument")."""
-    from remaster.run import media
-
-    colour = colours.decide({"height": 576, "color_space": "bt470bg", "color_primaries": "bt470bg",
-                             "color_transfer": "bt470bg", "color_range": "tv"})
-    assert colour.transfer == "bt470bg" and "itrc=bt470bg" in colour.to_bt709()
-    subprocess.run([media.tool("ffmpeg"), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:d=0.08",
-                    "-c:v", "ffv1", *colour.tags(), "-f", "null", "-"], check=True)
-
-
 @needs_ffmpeg
 @pytest.mark.unit
 @pytest.mark.parametrize("transfer", ["bt470bg", "bt470m", "smpte170m", "bt709"])
