@@ -1,0 +1,114 @@
+"""The master against a reference release: alignment of a shifted or retimed copy, scores per shard."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from remaster.output import reference
+from remaster.run import media
+from remaster.run.errors import RemasterError
+from remaster.run.records import Prepared, shard_table
+from remaster.training import dataset
+
+HR = (128, 96)
+FRAMES = 40
+
+
+def clip(out: Path, *, size=HR, rate="25", start=0, frames=FRAMES, codec=("-c:v", "ffv1")) -> Path:
+    """testsrc2 (moving, distinct frames) from frame `start`, `frames` long, at `size` and `rate`."""
+    source = f"testsrc2=size={HR[0]}x{HR[1]}:rate=25,trim=start_frame={start}:end_frame={start + frames},setpts=N"
+    scale = f"scale={size[0]}:{size[1]}:flags=area,format=yuv420p"
+    subprocess.run(media.ffmpeg_args("-y", "-f", "lavfi", "-i", source, "-vf", scale, "-r", rate, *codec,
+                                     "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
+                                     media.input_path(out)), check=True)
+    return out
+
+
+@pytest.mark.unit
+def test_scoring_size_caps_the_height():
+    assert reference.scoring_size(1920, 1080) == (1920, 1080)
+    assert reference.scoring_size(3840, 2160) == (1920, 1080)
+    assert reference.scoring_size(720, 576) == (720, 576)
+
+
+@pytest.mark.unit
+def test_windows_spread_over_a_long_shard_and_cover_a_short_one():
+    assert reference.windows(0, 40, window=30, count=5) == [range(0, 40)]
+    spans = reference.windows(1000, 11000, window=30, count=5)
+    assert len(spans) == 5 and spans[0].start == 1000 and spans[-1].stop == 11000
+    assert all(len(s) == 30 for s in spans)
+    assert reference.windows(5, 5) == []
+
+
+@pytest.mark.unit
+def test_a_shifted_copy_is_aligned(tmp_path):
+    # the reference starts 6 frames later: master frame m is the reference's frame m - 6
+    prepared = clip(tmp_path / "prepared.mkv", size=(64, 48))
+    ref = clip(tmp_path / "reference.mkv", start=6, frames=FRAMES - 6)
+    timing = reference.master_timing(dataset.fingerprints(prepared)[0], dataset.fingerprints(ref)[0], 25.0, 25.0,
+                                     max_offset=2)
+    assert timing.ratio == "1"
+    assert [timing.hr_frame(m) for m in (6, 10, 30)] == [0, 4, 24]
+
+
+@pytest.mark.unit
+def test_a_pal_speed_up_is_found_and_interpolated_frames_map_by_time(tmp_path):
+    # a PAL release (25 fps, film sped up 4%) against the film's own 23.976 fps: the same frames, slower
+    prepared = clip(tmp_path / "prepared.mkv", size=(64, 48))
+    ref = clip(tmp_path / "reference.mkv", rate="24000/1001")
+    timing = reference.master_timing(dataset.fingerprints(prepared)[0], dataset.fingerprints(ref)[0], 25.0,
+                                     24000 / 1001, factor=2, max_offset=2)
+    assert timing.ratio == "25/23.976" and abs(timing.offset) < 0.05
+    # master frame 20 (factor 2) is prepared frame 10, the reference's frame 10
+    assert timing.hr_frame(20) == 10
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A perfect master (the truth itself) of a ×2 prepared title, scored against the truth 3 frames later."""
+    folder = tmp_path_factory.mktemp("reference")
+    prepared_file = clip(folder / "prepared.mkv", size=(64, 48))
+    master = clip(folder / "master.mkv")
+    ref = clip(folder / "reference.mkv", start=3, frames=FRAMES - 3)
+    prepared = Prepared(FRAMES, "25", shard_table(FRAMES, 16))
+    return reference.compare(master, prepared_file, prepared, ref, crops=2, max_offset=2, work=folder)
+
+
+@pytest.mark.unit
+def test_scores_per_shard_of_a_perfect_master(scored):
+    timing, scores, _ = scored
+    assert timing.hr_frame(3) == 0
+    assert [s.shard for s in scores] == ["0000", "0001", "0002"]
+    # the first 3 master frames precede the reference: shard 0000 scores 13 of its 16
+    assert [s.frames for s in scores] == [13, 16, 8]
+    assert scores[0].reference_first == 0 and scores[1].reference_first == 13
+    for score in scores:
+        assert score.psnr > 50 and score.vmaf > 90  # the same frames, lossless
+        assert score.player_psnr < score.psnr - 10  # a ×2 Lanczos of the prepared title is far from it
+
+
+@pytest.mark.unit
+def test_crops_show_before_after_and_reference(scored):
+    _, _, images = scored
+    assert len(images) == 2
+    # three centre crops of the 128×96 scoring size (smaller than CROP), 4-pixel gaps between
+    assert images[0].shape == (96, 128 * 3 + 8, 3)
+
+
+@pytest.mark.unit
+def test_the_page_and_tsv_hold_every_shard(scored):
+    timing, scores, _ = scored
+    table = reference.to_tsv(scores).splitlines()
+    assert table[0].split("\t") == reference.COLUMNS and len(table) == 4
+    html = reference.reference_page("film", Path("film.mkv"), timing, scores, (128, 96), ["crop_1.png"])
+    assert "0002" in html and "VMAF" in html and "crop_1.png" in html
+
+
+@pytest.mark.unit
+def test_a_missing_reference_is_one_line(tmp_path):
+    prepared = Prepared(FRAMES, "25", shard_table(FRAMES, 16))
+    with pytest.raises(RemasterError, match=r"reference: .*nothing\.mkv: no such file"):
+        reference.compare(tmp_path / "m.mkv", tmp_path / "p.mkv", prepared, tmp_path / "nothing.mkv")
