@@ -79,7 +79,7 @@ def scored(tmp_path_factory):
 
 @pytest.mark.unit
 def test_scores_per_shard_of_a_perfect_master(scored):
-    timing, scores, _ = scored
+    timing, scores = scored.timing, scored.scores
     assert timing.hr_frame(3) == 0
     assert [s.shard for s in scores] == ["0000", "0001", "0002"]
     # the first 3 master frames precede the reference: shard 0000 scores 13 of its 16
@@ -92,7 +92,7 @@ def test_scores_per_shard_of_a_perfect_master(scored):
 
 @pytest.mark.unit
 def test_crops_show_before_after_and_reference(scored):
-    _, _, images = scored
+    images = scored.crops
     assert len(images) == 2
     # three centre crops of the 128×96 scoring size (smaller than CROP), 4-pixel gaps between
     assert images[0].shape == (96, 128 * 3 + 8, 3)
@@ -100,7 +100,7 @@ def test_crops_show_before_after_and_reference(scored):
 
 @pytest.mark.unit
 def test_the_page_and_tsv_hold_every_shard(scored):
-    timing, scores, _ = scored
+    timing, scores = scored.timing, scored.scores
     table = reference.to_tsv(scores).splitlines()
     assert table[0].split("\t") == reference.COLUMNS and len(table) == 4
     html = reference.reference_page("film", Path("film.mkv"), timing, scores, (128, 96), ["crop_1.png"])

@@ -58,6 +58,16 @@ class ShardScore:
 COLUMNS = list(ShardScore.__dataclass_fields__)
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What compare found: the timing, the scoring size (w, h), the scores per shard and the crops."""
+
+    timing: dataset.Timing
+    size: tuple[int, int]
+    scores: list[ShardScore]
+    crops: list[np.ndarray]
+
+
 def scoring_size(width: int, height: int, max_height: int = MAX_HEIGHT) -> tuple[int, int]:
     """The reference's size, scaled down to `max_height` lines when taller (even sides)."""
     if height > max_height:
@@ -133,8 +143,9 @@ def side_by_side(before: np.ndarray, after: np.ndarray, reference: np.ndarray, g
 
 def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Path, *, factor: int = 1,
             crops: int = 3, max_offset: float = 60.0, work: Path | None = None, log=None
-            ) -> tuple[dataset.Timing, list[ShardScore], list[np.ndarray]]:
-    """(timing, one ShardScore per shard, `crops` before|after|reference images spread over the title)."""
+            ) -> Comparison:
+    """The timing, one ShardScore per shard with a frame inside the reference, and up to `crops`
+    before|after|reference images spread over the title."""
     reference = Path(reference)
     if not reference.is_file():
         raise RemasterError(f"reference: {reference}: no such file; give a video file of the same title "
@@ -154,13 +165,15 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
     size = scoring_size(ref_w, ref_h)
     readers = {name: FrameReader(path, size) for name, path in
                (("master", master), ("before", prepared_file), ("reference", reference))}
-    # one crop from each of up to `crops` shards spread over the title: the middle of its middle run
-    shown_shards = set(np.linspace(0, len(prepared.shards) - 1, min(crops, len(prepared.shards))).round()
-                       .astype(int).tolist()) if crops else set()
+    # crops of `crops` frames spread evenly over the frames that are scored (decoded anyway)
+    scored = [n for shard in prepared.shards for span in windows(shard.start * factor, shard.end * factor)
+              for n in span if timing.hr_frame(n) >= 0]
+    crop_frames = {scored[i] for i in np.linspace(0, len(scored) - 1, crops + 2).round().astype(int)[1:-1]} \
+        if crops and scored else set()
     scores, images = [], []
     try:
-        for index, shard in enumerate(prepared.shards):
-            score, shown = _score_shard(shard, readers, timing, factor, index in shown_shards, work)
+        for shard in prepared.shards:
+            score, shown = _score_shard(shard, readers, timing, factor, crop_frames, work)
             images.extend(shown)
             if score is not None:
                 scores.append(score)
@@ -175,17 +188,14 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
     if not scores:
         raise RemasterError(f"reference: {reference}: no master frame matches a reference frame (timing "
                             f"{timing.ratio}, offset {timing.offset:+.2f} s); is it the same title?")
-    return timing, scores, images
+    return Comparison(timing, size, scores, images)
 
 
 def _score_shard(shard: Shard, readers: dict[str, FrameReader], timing: dataset.Timing, factor: int,
-                 crop: bool, work: Path | None) -> tuple[ShardScore | None, list[np.ndarray]]:
+                 crop_frames: set[int], work: Path | None) -> tuple[ShardScore | None, list[np.ndarray]]:
     runs = []
     shown = []
-    spans = windows(shard.start * factor, shard.end * factor)
-    middle = spans[len(spans) // 2] if spans else range(0)
-    crop_frame = middle[len(middle) // 2] if crop and len(middle) else None
-    for span in spans:
+    for span in windows(shard.start * factor, shard.end * factor):
         master, before, ref, first_ref = [], [], [], None
         for number in span:
             match = timing.hr_frame(number)
@@ -200,7 +210,7 @@ def _score_shard(shard: Shard, readers: dict[str, FrameReader], timing: dataset.
             master.append(after)
             before.append(prior)
             ref.append(truth)
-            if number == crop_frame:
+            if number in crop_frames:
                 shown.append(side_by_side(prior, after, truth))
         if master:
             truth = np.stack(ref)
