@@ -112,3 +112,36 @@ def test_a_missing_reference_is_one_line(tmp_path):
     prepared = Prepared(FRAMES, "25", shard_table(FRAMES, 16))
     with pytest.raises(RemasterError, match=r"reference: .*nothing\.mkv: no such file"):
         reference.compare(tmp_path / "m.mkv", tmp_path / "p.mkv", prepared, tmp_path / "nothing.mkv")
+
+
+def test_the_workflow_scores_the_master_against_a_reference(tmp_path, tiny_model):
+    """A 40-frame 64×48 clip through the workflow with reference: its 128×96 original, 4 frames shorter at
+    the start: a page, a TSV row per shard with plausible scores, and the crops."""
+    from support.workflow import planned_jobs, snakemake, write_config
+
+    x264 = ("-c:v", "libx264", "-preset", "fast", "-crf", "12", "-pix_fmt", "yuv420p")
+    source = clip(tmp_path / "dvd.mkv", size=(64, 48), codec=x264)
+    truth = clip(tmp_path / "bluray.mkv", start=4, frames=FRAMES - 4, codec=x264)
+    config = dict(source=str(source), output="film.mkv", models=[str(tiny_model)], shard_frames=16,
+                  encoder={"codec": "libx264", "crf": 18, "preset": "ultrafast", "pix_fmt": "yuv420p"})
+    write_config(tmp_path, **config)
+    # without reference: no compare_reference job
+    assert "compare_reference" not in planned_jobs(tmp_path)
+    write_config(tmp_path, **config, reference=str(truth))
+    snakemake(tmp_path, "--cores", "2", "--resources", "gpu=1")
+    folder = tmp_path / "results" / "film" / "compare_reference"
+    rows = [line.split("\t") for line in (folder / "reference.tsv").read_text().splitlines()]
+    assert rows[0] == reference.COLUMNS
+    table = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert [row["shard"] for row in table] == ["0000", "0001", "0002"]
+    # master frames 0-3 come before the reference's first frame
+    assert [int(row["frames"]) for row in table] == [12, 16, 8]
+    assert [int(row["reference_first"]) for row in table] == [0, 12, 28]
+    for row in table:
+        # a random tiny model: far from the truth, yet the same pictures (an unaligned pair scores near 0 VMAF)
+        assert 0 < float(row["vmaf"]) <= 100 and 15 < float(row["psnr"]) < 60
+        assert 30 < float(row["player_vmaf"]) <= 100 and float(row["player_psnr"]) > 20
+    page = (folder / "reference.html").read_text()
+    assert "the master against the reference" in page and "0002" in page
+    assert all((folder / f"crop_{n}.png").stat().st_size > 0 for n in (1, 2, 3))
+    assert planned_jobs(tmp_path) == {}
