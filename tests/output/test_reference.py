@@ -66,6 +66,24 @@ def test_a_pal_speed_up_is_found_and_interpolated_frames_map_by_time(tmp_path):
     assert timing.hr_frame(20) == 10
 
 
+@pytest.mark.unit
+def test_reference_is_a_column_of_the_sheet(tmp_path):
+    import yaml
+    from snakemake.utils import validate
+
+    from remaster.run.sheet import masters
+    from support.workflow import REPO
+
+    schema_path = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    source = clip(tmp_path / "dvd.mkv", size=(64, 48))
+    (tmp_path / "discs.tsv").write_text(f"source\toutput\treference\n{source}\ta.mkv\tbluray.mkv\n{source}\tb.mkv\t\n")
+    config = {"models": ["m.safetensors"], "discs": str(tmp_path / "discs.tsv")}
+    validate(config, str(schema_path))
+    assert config["reference"] == ""  # the schema's default: none
+    found = masters(config, yaml.safe_load(schema_path.read_text()))
+    assert found["a"].settings.reference == Path("bluray.mkv") and found["b"].settings.reference is None
+
+
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     """A perfect master (the truth itself) of a ×2 prepared title, scored against the truth 3 frames later."""
