@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from remaster.output import reference
@@ -41,6 +42,23 @@ def test_windows_spread_over_a_long_shard_and_cover_a_short_one():
     assert len(spans) == 5 and spans[0].start == 1000 and spans[-1].stop == 11000
     assert all(len(s) == 30 for s in spans)
     assert reference.windows(5, 5) == []
+
+
+@pytest.mark.unit
+def test_a_reader_of_selected_frames_gives_the_same_frames(tmp_path):
+    video = clip(tmp_path / "video.mkv", frames=20)
+    everything = reference.FrameReader(video, HR)
+    selected = reference.FrameReader(video, HR, [range(10, 12), range(3, 5), range(4, 6)])
+    try:
+        assert reference.merged([range(10, 12), range(3, 5), range(4, 6)]) == [range(3, 6), range(10, 12)]
+        for number in (3, 5, 10, 11):
+            assert np.array_equal(selected.frame(number), everything.frame(number))
+        assert selected.frame(12) is None  # nothing selected after 11
+        with pytest.raises(ValueError, match="asked after"):
+            everything.frame(2)
+    finally:
+        everything.close()
+        selected.close()
 
 
 @pytest.mark.unit
@@ -106,6 +124,20 @@ def test_scores_per_shard_of_a_perfect_master(scored):
     for score in scores:
         assert score.psnr > 50 and score.vmaf > 90  # the same frames, lossless
         assert score.player_psnr < score.psnr - 10  # a ×2 Lanczos of the prepared title is far from it
+
+
+@pytest.mark.unit
+def test_long_shards_are_scored_on_runs_spread_over_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(reference, "WINDOW", 4)
+    monkeypatch.setattr(reference, "WINDOWS", 2)
+    prepared_file = clip(tmp_path / "prepared.mkv", size=(64, 48))
+    master = clip(tmp_path / "master.mkv")
+    ref = clip(tmp_path / "reference.mkv", start=3, frames=FRAMES - 3)
+    found = reference.compare(master, prepared_file, Prepared(FRAMES, "25", shard_table(FRAMES, 20)), ref,
+                              crops=1, max_offset=2, work=tmp_path)
+    # runs [0, 4) and [16, 20) of shard 0000 (frames 0-2 precede the reference), [20, 24) and [36, 40) of 0001
+    assert [(s.frames, s.reference_first) for s in found.scores] == [(5, 0), (8, 17)]
+    assert all(s.psnr > 50 for s in found.scores) and len(found.crops) == 1
 
 
 @pytest.mark.unit

@@ -84,9 +84,10 @@ def master_timing(prepared_prints: np.ndarray, reference_prints: np.ndarray, pre
     return replace(timing, fps_lr=prepared_fps * factor)
 
 
-def windows(first: int, end: int, window: int = WINDOW, count: int = WINDOWS) -> list[range]:
-    """Up to `count` runs of `window` consecutive frames spread evenly over [first, end); the whole span
-    when it is no longer than they are together."""
+def windows(first: int, end: int, window: int | None = None, count: int | None = None) -> list[range]:
+    """Up to `count` (WINDOWS) runs of `window` (WINDOW) consecutive frames spread evenly over [first, end);
+    the whole span when it is no longer than they are together."""
+    window, count = window or WINDOW, count or WINDOWS
     length = end - first
     if length <= window * count:
         return [range(first, end)] if length > 0 else []
@@ -94,19 +95,43 @@ def windows(first: int, end: int, window: int = WINDOW, count: int = WINDOWS) ->
     return [range(int(s), int(s) + window) for s in starts]
 
 
+def merged(spans: list[range]) -> list[range]:
+    """Ranges of frame numbers, sorted, with overlapping or touching ones joined."""
+    out: list[range] = []
+    for span in sorted((s for s in spans if len(s)), key=lambda s: s.start):
+        if out and span.start <= out[-1].stop:
+            out[-1] = range(out[-1].start, max(out[-1].stop, span.stop))
+        else:
+            out.append(span)
+    return out
+
+
 class FrameReader:
     """A video's frames in order as RGB at `size` (scaled with Lanczos and the file's colour matrix);
-    `frame(n)` for non-decreasing n decodes forward to frame n (None past the end)."""
+    `frame(n)` for non-decreasing n decodes forward to frame n (None past the end).
 
-    def __init__(self, path: Path, size: tuple[int, int]):
+    With `wanted` (ranges of frame numbers) ffmpeg's select passes only those frames on to the scaler and
+    the pipe: every frame is still decoded, but a film's unscored frames cost no conversion and no copy."""
+
+    def __init__(self, path: Path, size: tuple[int, int], wanted: list[range] | None = None):
         self.path, self.size = Path(path), size
         width, height = size
         scale = f"scale={width}:{height}:flags=lanczos+accurate_rnd+full_chroma_int,format=rgb24"
+        self._wanted = merged(wanted) if wanted is not None else None
+        if self._wanted is not None:
+            terms = "+".join(f"between(n,{span.start},{span.stop - 1})" for span in self._wanted) or "0"
+            scale = f"select='{terms}',{scale}"
+        self._numbers = (n for span in self._wanted for n in span) if self._wanted is not None else None
         cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", "0:v:0", "-vf", scale, "-fps_mode",
                                 "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._bytes = width * height * 3
         self._number, self._last = -1, None
+
+    @property
+    def position(self) -> int:
+        """The number of the frame read last (-1 before the first)."""
+        return self._number
 
     def frame(self, number: int) -> np.ndarray | None:
         if number < self._number:
@@ -115,8 +140,10 @@ class FrameReader:
             data = self._proc.stdout.read(self._bytes)
             if len(data) < self._bytes:
                 return None
-            self._number += 1
+            self._number = self._number + 1 if self._numbers is None else next(self._numbers)
             self._last = np.frombuffer(data, np.uint8).reshape(self.size[1], self.size[0], 3)
+        if self._number != number:
+            raise ValueError(f"{self.path}: frame {number} was not among the frames selected")
         return self._last
 
     def close(self) -> None:
@@ -163,11 +190,17 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
         log.info("timing: reference time = %s × master time %+.3f s (thumbnail match %.3f)", timing.ratio,
                  timing.offset, timing.score)
     size = scoring_size(ref_w, ref_h)
-    readers = {name: FrameReader(path, size) for name, path in
-               (("master", master), ("before", prepared_file), ("reference", reference))}
+    # the frames each video must give: the scored runs, their prepared frames, their reference matches
+    spans = [span for shard in prepared.shards for span in windows(shard.start * factor, shard.end * factor)]
+    matches = [[timing.hr_frame(n) for n in span if timing.hr_frame(n) >= 0] for span in spans]
+    readers = {
+        "master": FrameReader(master, size, spans),
+        "before": FrameReader(prepared_file, size, [range(s.start // factor, (s.stop - 1) // factor + 1)
+                                                    for s in spans]),
+        "reference": FrameReader(reference, size, [range(m[0], m[-1] + 1) for m in matches if m]),
+    }
     # crops of `crops` frames spread evenly over the frames that are scored (decoded anyway)
-    scored = [n for shard in prepared.shards for span in windows(shard.start * factor, shard.end * factor)
-              for n in span if timing.hr_frame(n) >= 0]
+    scored = [n for span in spans for n in span if timing.hr_frame(n) >= 0]
     crop_frames = {scored[i] for i in np.linspace(0, len(scored) - 1, crops + 2).round().astype(int)[1:-1]} \
         if crops and scored else set()
     scores, images = [], []
