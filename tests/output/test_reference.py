@@ -141,6 +141,20 @@ def test_long_shards_are_scored_on_runs_spread_over_them(tmp_path, monkeypatch):
 
 
 @pytest.mark.unit
+def test_an_interpolated_master_is_scored_at_the_source_times(tmp_path):
+    # interpolate.factor 2: master frame 2p is prepared frame p upscaled (here: the truth's frame p itself),
+    # frame 2p + 1 lies between two source frames (here: a repeat) and is not scored
+    prepared_file = clip(tmp_path / "prepared.mkv", size=(64, 48))
+    master = clip(tmp_path / "master.mkv", rate="50")
+    ref = clip(tmp_path / "reference.mkv", start=3, frames=FRAMES - 3)
+    found = reference.compare(master, prepared_file, Prepared(FRAMES, "25", shard_table(FRAMES, 16)), ref,
+                              factor=2, crops=1, max_offset=2, work=tmp_path)
+    assert [(s.first_frame, s.frames, s.reference_first) for s in found.scores] == [(0, 13, 0), (32, 16, 13),
+                                                                                    (64, 8, 29)]
+    assert all(s.psnr > 50 for s in found.scores)
+
+
+@pytest.mark.unit
 def test_crops_show_before_after_and_reference(scored):
     images = scored.crops
     assert len(images) == 2

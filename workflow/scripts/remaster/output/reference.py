@@ -10,8 +10,9 @@ per shard, beside what a player makes of the same frames, and before/after/refer
    MAX_HEIGHT lines, with each file's own colour matrix. Both releases are assumed to frame the same
    picture (the same crop); a different framing shows as a low timing match and low scores.
 3. Scores per shard of the prepared title's shard table, on up to WINDOWS runs of WINDOW consecutive
-   master frames spread over the shard (VMAF needs neighbouring frames; a film scores in minutes, not
-   hours): VMAF, luma PSNR and SSIM from libvmaf (remaster.output.quality), for the master and the player.
+   prepared frames spread over the shard (VMAF needs neighbouring frames; a film is not scored frame by
+   frame): VMAF, luma PSNR and SSIM from libvmaf (remaster.output.quality), for the master and the player.
+   With interpolate.factor > 1 the master's frames at the source's times are scored (every factor-th).
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def windows(first: int, end: int, window: int | None = None, count: int | None =
     return [range(int(s), int(s) + window) for s in starts]
 
 
+def scored_frames(shard: Shard, factor: int = 1) -> list[range]:
+    """The master frames of a shard that are scored, as runs: the windows of its prepared frames, each at
+    its master frame (× factor). With interpolation, only the master's frames at the source's times: the
+    frames between them have no counterpart in a player's picture nor, at the source's rate, in the
+    reference."""
+    return [range(w.start * factor, w.stop * factor, factor) for w in windows(shard.start, shard.end)]
+
+
 def merged(spans: list[range]) -> list[range]:
     """Ranges of frame numbers, sorted, with overlapping or touching ones joined."""
     out: list[range] = []
@@ -113,15 +122,18 @@ class FrameReader:
     With `wanted` (ranges of frame numbers) ffmpeg's select passes only those frames on to the scaler and
     the pipe: every frame is still decoded, but a film's unscored frames cost no conversion and no copy."""
 
-    def __init__(self, path: Path, size: tuple[int, int], wanted: list[range] | None = None):
+    def __init__(self, path: Path, size: tuple[int, int], wanted: list[range] | None = None, step: int = 1):
         self.path, self.size = Path(path), size
         width, height = size
         scale = f"scale={width}:{height}:flags=lanczos+accurate_rnd+full_chroma_int,format=rgb24"
         self._wanted = merged(wanted) if wanted is not None else None
         if self._wanted is not None:
             terms = "+".join(f"between(n,{span.start},{span.stop - 1})" for span in self._wanted) or "0"
+            # every step-th frame (runs start on a multiple of step)
+            terms = f"({terms})*not(mod(n,{step}))" if step > 1 else terms
             scale = f"select='{terms}',{scale}"
-        self._numbers = (n for span in self._wanted for n in span) if self._wanted is not None else None
+        self._numbers = (n for span in self._wanted for n in range(span.start, span.stop, step)) \
+            if self._wanted is not None else None
         cmd = media.ffmpeg_args("-i", media.input_path(path), "-map", "0:v:0", "-vf", scale, "-fps_mode",
                                 "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -191,10 +203,10 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
                  timing.offset, timing.score)
     size = scoring_size(ref_w, ref_h)
     # the frames each video must give: the scored runs, their prepared frames, their reference matches
-    spans = [span for shard in prepared.shards for span in windows(shard.start * factor, shard.end * factor)]
+    spans = [span for shard in prepared.shards for span in scored_frames(shard, factor)]
     matches = [[timing.hr_frame(n) for n in span if timing.hr_frame(n) >= 0] for span in spans]
     readers = {
-        "master": FrameReader(master, size, spans),
+        "master": FrameReader(master, size, spans, step=factor),
         "before": FrameReader(prepared_file, size, [range(s.start // factor, (s.stop - 1) // factor + 1)
                                                     for s in spans]),
         "reference": FrameReader(reference, size, [range(m[0], m[-1] + 1) for m in matches if m]),
@@ -228,7 +240,7 @@ def _score_shard(shard: Shard, readers: dict[str, FrameReader], timing: dataset.
                  crop_frames: set[int], work: Path | None) -> tuple[ShardScore | None, list[np.ndarray]]:
     runs = []
     shown = []
-    for span in windows(shard.start * factor, shard.end * factor):
+    for span in scored_frames(shard, factor):
         master, before, ref, first_ref = [], [], [], None
         for number in span:
             match = timing.hr_frame(number)
