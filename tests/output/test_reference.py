@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,9 @@ def test_the_page_and_tsv_hold_every_shard(scored):
     table = reference.to_tsv(scores).splitlines()
     assert table[0].split("\t") == reference.COLUMNS and len(table) == 4
     html = reference.reference_page("film", Path("film.mkv"), timing, scores, (128, 96), ["crop_1.png"])
-    assert "0002" in html and "VMAF" in html and "crop_1.png" in html
+    assert "0002" in html and "VMAF" in html and "crop_1.png" in html and "(low" not in html
+    poor = reference.reference_page("film", Path("film.mkv"), replace(timing, score=0.7), scores, (128, 96), [])
+    assert "low: the releases may frame or edit the picture differently" in poor
 
 
 @pytest.mark.unit

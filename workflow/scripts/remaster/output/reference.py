@@ -35,6 +35,9 @@ MAX_HEIGHT = 1080
 WINDOW = 30  # consecutive master frames per run scored
 WINDOWS = 5  # runs per shard
 CROP = 192  # side of each crop shown in the report, at the scoring size
+# a thumbnail match below this says the releases differ (framing, edit): measured 0.90-1.00 on the same
+# clip at two sizes and codecs, 0.72 on the same test pattern framed differently
+LOW_MATCH = 0.8
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,9 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
     if log:
         log.info("timing: reference time = %s × master time %+.3f s (thumbnail match %.3f)", timing.ratio,
                  timing.offset, timing.score)
+        if timing.score < LOW_MATCH:
+            log.warning("%s: thumbnail match %.2f is low: the releases may frame or edit the picture differently, "
+                        "and the scores then say little", reference, timing.score)
     size = scoring_size(ref_w, ref_h)
     # the frames each video must give: the scored runs, their prepared frames, their reference matches
     spans = [span for shard in prepared.shards for span in scored_frames(shard, factor)]
@@ -299,7 +305,9 @@ def reference_page(disc: str, reference: Path, timing: dataset.Timing, scores: l
     about = table(["property", "value"], [
         ["reference", str(reference)],
         ["timing", f"reference time = {timing.ratio} × master time {timing.offset:+.3f} s"],
-        ["thumbnail match", round(timing.score, 3)],
+        ["thumbnail match", f"{timing.score:.3f}" + (" (low: the releases may frame or edit the picture "
+                                                     "differently; the scores then say little)"
+                                                     if timing.score < LOW_MATCH else "")],
         ["scored at", f"{size[0]}×{size[1]} (the reference's size, at most {MAX_HEIGHT} lines)"],
         ["frames scored", f"{total['frames']} (up to {WINDOWS} runs of {WINDOW} frames per shard)"],
     ])
