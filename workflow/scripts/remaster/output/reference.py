@@ -70,6 +70,7 @@ class Comparison:
     size: tuple[int, int]
     scores: list[ShardScore]
     crops: list[np.ndarray]
+    framing: Framing | None = None
 
 
 def scoring_size(width: int, height: int, max_height: int = MAX_HEIGHT) -> tuple[int, int]:
@@ -107,6 +108,117 @@ def scored_frames(shard: Shard, factor: int = 1) -> list[range]:
     return [range(w.start * factor, w.stop * factor, factor) for w in windows(shard.start, shard.end)]
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Where the master's picture lies in the reference's, per axis as fractions of each one's own size:
+    reference x = left + scale_x · master x (y likewise); `match` is the mean profile correlation."""
+
+    scale_x: float = 1.0
+    left: float = 0.0
+    scale_y: float = 1.0
+    top: float = 0.0
+    match: float = 1.0
+
+    def boxes(self) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+        """The part both show, as (x0, y0, x1, y1) fractions of the master's picture and of the reference's."""
+        def axis(offset: float, scale: float) -> tuple[float, float, float, float]:
+            start, end = max(0.0, offset), min(1.0, offset + scale)
+            return (start - offset) / scale, (end - offset) / scale, start, end
+
+        mx0, mx1, rx0, rx1 = axis(self.left, self.scale_x)
+        my0, my1, ry0, ry1 = axis(self.top, self.scale_y)
+        return (mx0, my0, mx1, my1), (rx0, ry0, rx1, ry1)
+
+
+def pixel_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+    """A fractional box as a crop (x, y, w, h) in whole pixels of a `width`×`height` picture."""
+    x0, y0 = int(round(box[0] * width)), int(round(box[1] * height))
+    x1, y1 = int(round(box[2] * width)), int(round(box[3] * height))
+    return x0, y0, max(2, x1 - x0), max(2, y1 - y0)
+
+
+# the framings searched: scale 0.8-1.25 (a 704-wide DVD picture, a crop, overscan), offsets of ±15%; coarse on
+# 256-sample edge profiles, then fine around the best on 1024 samples
+SCALES, OFFSETS, SAMPLES = np.arange(0.80, 1.2501, 0.01), np.arange(-0.15, 0.1501, 1 / 256), 256
+FINE_SCALES, FINE_OFFSETS, FINE_SAMPLES = np.arange(-0.01, 0.01001, 0.001), np.arange(-2 / 256, 2.01 / 256, 1 / 2048), 1024
+
+
+def _profile(grey: np.ndarray, axis: int, samples: int) -> np.ndarray:
+    """The edge profile of a frame along one axis: |d/dx| of the mean over the other axis, `samples` long."""
+    edges = np.abs(np.diff(grey.mean(axis=axis)))
+    return np.interp(np.linspace(0, 1, samples), np.linspace(0, 1, len(edges)), edges)
+
+
+def _fit_axis(master: list[np.ndarray], reference: list[np.ndarray], scales: np.ndarray, offsets: np.ndarray
+              ) -> tuple[float, float, float]:
+    """(scale, offset, correlation) under which the reference's profiles, sampled at offset + scale·t, best
+    match the master's (t in [0, 1]), averaged over the pairs."""
+    t = np.linspace(0, 1, len(master[0]))
+    best = (-2.0, 1.0, 0.0)
+    for scale in scales:
+        positions = offsets[:, None] + scale * t[None, :]
+        inside = (positions >= 0) & (positions <= 1)
+        weight = np.maximum(inside.sum(axis=1), 1)[:, None]
+        total = np.zeros(len(offsets))
+        for mine, theirs in zip(master, reference):
+            a = np.where(inside, mine[None, :], 0.0)
+            b = np.where(inside, np.interp(positions, t, theirs), 0.0)
+            a = np.where(inside, a - a.sum(axis=1, keepdims=True) / weight, 0.0)
+            b = np.where(inside, b - b.sum(axis=1, keepdims=True) / weight, 0.0)
+            norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+            total += (a * b).sum(axis=1) / np.maximum(norm, 1e-9)
+        total /= max(1, len(master))
+        # at least half of the master's picture must lie inside the reference's
+        total[inside.mean(axis=1) < 0.5] = -2.0
+        index = int(total.argmax())
+        if total[index] > best[0]:
+            best = (float(total[index]), float(scale), float(offsets[index]))
+    return best[1], best[2], best[0]
+
+
+def find_framing(master: list[np.ndarray], reference: list[np.ndarray]) -> Framing:
+    """The framing of matched frame pairs (RGB, any sizes): scale and offset per axis from edge profiles."""
+    greys = [[quality.luma(f) for f in frames] for frames in (master, reference)]
+    fitted = []
+    for axis in (0, 1):
+        coarse = [[_profile(g, axis, SAMPLES) for g in group] for group in greys]
+        scale, offset, _ = _fit_axis(*coarse, SCALES, OFFSETS)
+        fine = [[_profile(g, axis, FINE_SAMPLES) for g in group] for group in greys]
+        fitted.append(_fit_axis(*fine, scale + FINE_SCALES, offset + FINE_OFFSETS))
+    (scale_x, left, match_x), (scale_y, top, match_y) = fitted
+    return Framing(scale_x, left, scale_y, top, round((match_x + match_y) / 2, 4))
+
+
+def title_framing(prepared_file: Path, reference: Path, spans: list[range], timing: dataset.Timing, factor: int,
+                  reference_size: tuple[int, int], pairs: int = 5, width: int = 512) -> Framing:
+    """The framing of the title, from `pairs` prepared frames spread over the scored ones and their
+    reference matches (the prepared title frames the picture as the master does); the identity when the
+    fit is within a pixel of the prepared frame or half a percent of it, per axis (no resampling for noise)."""
+    scored = [n // factor for span in spans for n in span if timing.hr_frame(n) >= 0]
+    if not scored:
+        return Framing()
+    chosen = sorted({scored[i] for i in np.linspace(0, len(scored) - 1, pairs + 2).round().astype(int)[1:-1]})
+    _, prepared_w, prepared_h = dataset.video_info(prepared_file)
+    frames = []
+    for path, numbers, (w, h) in ((prepared_file, chosen, (prepared_w, prepared_h)),
+                                  (reference, [timing.hr_frame(p * factor) for p in chosen], reference_size)):
+        reader = FrameReader(path, (width, max(2, int(round(width * h / w / 2)) * 2)),
+                             [range(n, n + 1) for n in numbers])
+        try:
+            frames.append([reader.frame(n) for n in sorted(set(numbers))])
+        finally:
+            reader.close()
+    if any(f is None for group in frames for f in group) or len(frames[0]) != len(frames[1]):
+        return Framing()
+    found = find_framing(*frames)
+    # an axis within a pixel of the prepared frame (or half a percent) of the identity is taken as it
+    if max(abs(found.scale_x - 1), abs(found.left)) <= max(0.005, 1 / prepared_w):
+        found = replace(found, scale_x=1.0, left=0.0)
+    if max(abs(found.scale_y - 1), abs(found.top)) <= max(0.005, 1 / prepared_h):
+        found = replace(found, scale_y=1.0, top=0.0)
+    return found
+
+
 def merged(spans: list[range]) -> list[range]:
     """Ranges of frame numbers, sorted, with overlapping or touching ones joined."""
     out: list[range] = []
@@ -125,10 +237,13 @@ class FrameReader:
     With `wanted` (ranges of frame numbers) ffmpeg's select passes only those frames on to the scaler and
     the pipe: every frame is still decoded, but a film's unscored frames cost no conversion and no copy."""
 
-    def __init__(self, path: Path, size: tuple[int, int], wanted: list[range] | None = None, step: int = 1):
+    def __init__(self, path: Path, size: tuple[int, int], wanted: list[range] | None = None, step: int = 1,
+                 crop: tuple[int, int, int, int] | None = None):
         self.path, self.size = Path(path), size
         width, height = size
         scale = f"scale={width}:{height}:flags=lanczos+accurate_rnd+full_chroma_int,format=rgb24"
+        if crop is not None:  # (x, y, w, h) in the file's pixels: the part of the picture both releases show
+            scale = f"crop={crop[2]}:{crop[3]}:{crop[0]}:{crop[1]}:exact=1,{scale}"
         self._wanted = merged(wanted) if wanted is not None else None
         if self._wanted is not None:
             terms = "+".join(f"between(n,{span.start},{span.stop - 1})" for span in self._wanted) or "0"
@@ -207,15 +322,26 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
         if timing.score < LOW_MATCH:
             log.warning("%s: thumbnail match %.2f is low: the releases may frame or edit the picture differently, "
                         "and the scores then say little", reference, timing.score)
-    size = scoring_size(ref_w, ref_h)
     # the frames each video must give: the scored runs, their prepared frames, their reference matches
     spans = [span for shard in prepared.shards for span in scored_frames(shard, factor)]
     matches = [[timing.hr_frame(n) for n in span if timing.hr_frame(n) >= 0] for span in spans]
+    framing = title_framing(prepared_file, reference, spans, timing, factor, (ref_w, ref_h))
+    master_box, reference_box = framing.boxes()
+    if log:
+        log.info("framing: the master's x %.3f-%.3f, y %.3f-%.3f is the reference's x %.3f-%.3f, y %.3f-%.3f "
+                 "(profile match %.3f)", master_box[0], master_box[2], master_box[1], master_box[3],
+                 reference_box[0], reference_box[2], reference_box[1], reference_box[3], framing.match)
+    _, master_w, master_h = dataset.video_info(master)
+    _, prepared_w, prepared_h = dataset.video_info(prepared_file)
+    reference_crop = pixel_box(reference_box, ref_w, ref_h)
+    size = scoring_size(reference_crop[2], reference_crop[3])
     readers = {
-        "master": FrameReader(master, size, spans, step=factor),
+        "master": FrameReader(master, size, spans, step=factor, crop=pixel_box(master_box, master_w, master_h)),
         "before": FrameReader(prepared_file, size, [range(s.start // factor, (s.stop - 1) // factor + 1)
-                                                    for s in spans]),
-        "reference": FrameReader(reference, size, [range(m[0], m[-1] + 1) for m in matches if m]),
+                                                    for s in spans],
+                              crop=pixel_box(master_box, prepared_w, prepared_h)),
+        "reference": FrameReader(reference, size, [range(m[0], m[-1] + 1) for m in matches if m],
+                                 crop=reference_crop),
     }
     # crops of `crops` frames spread evenly over the frames that are scored (decoded anyway)
     scored = [n for span in spans for n in span if timing.hr_frame(n) >= 0]
@@ -239,7 +365,7 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
     if not scores:
         raise RemasterError(f"reference: {reference}: no master frame matches a reference frame (timing "
                             f"{timing.ratio}, offset {timing.offset:+.2f} s); is it the same title?")
-    return Comparison(timing, size, scores, images)
+    return Comparison(timing, size, scores, images, framing)
 
 
 def _score_shard(shard: Shard, readers: dict[str, FrameReader], timing: dataset.Timing, factor: int,
