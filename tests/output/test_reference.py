@@ -19,10 +19,11 @@ HR = (128, 96)
 FRAMES = 40
 
 
-def clip(out: Path, *, size=HR, rate="25", start=0, frames=FRAMES, codec=("-c:v", "ffv1")) -> Path:
-    """testsrc2 (moving, distinct frames) from frame `start`, `frames` long, at `size` and `rate`."""
+def clip(out: Path, *, size=HR, rate="25", start=0, frames=FRAMES, codec=("-c:v", "ffv1"), crop: str = "") -> Path:
+    """testsrc2 (moving, distinct frames) from frame `start`, `frames` long, at `size` and `rate` (after
+    `crop`, an ffmpeg crop filter's w:h:x:y, when given)."""
     source = f"testsrc2=size={HR[0]}x{HR[1]}:rate=25,trim=start_frame={start}:end_frame={start + frames},setpts=N"
-    scale = f"scale={size[0]}:{size[1]}:flags=area,format=yuv420p"
+    scale = f"{f'crop={crop},' if crop else ''}scale={size[0]}:{size[1]}:flags=area,format=yuv420p"
     subprocess.run(media.ffmpeg_args("-y", "-f", "lavfi", "-i", source, "-vf", scale, "-r", rate, *codec,
                                      "-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709",
                                      media.input_path(out)), check=True)
@@ -156,6 +157,24 @@ def test_an_interpolated_master_is_scored_at_the_source_times(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_reference_framed_differently_is_scored_where_both_show_the_picture(tmp_path):
+    # the reference shows the middle 112×84 of the 128×96 picture (a tighter crop), at 160×120
+    prepared_file = clip(tmp_path / "prepared.mkv", size=(64, 48))
+    master = clip(tmp_path / "master.mkv")
+    ref = clip(tmp_path / "reference.mkv", size=(160, 120), crop="112:84:8:6")
+    found = reference.compare(master, prepared_file, Prepared(FRAMES, "25", shard_table(FRAMES, 20)), ref,
+                              crops=1, max_offset=2, work=tmp_path)
+    master_box, reference_box = found.framing.boxes()
+    assert reference_box == (0.0, 0.0, 1.0, 1.0)
+    assert np.allclose(master_box, (8 / 128, 6 / 96, 120 / 128, 90 / 96), atol=0.01)
+    for score in found.scores:
+        assert score.psnr > 28 and score.vmaf > 80 and score.psnr > score.player_psnr + 2
+    plain = reference.compare(master, prepared_file, Prepared(FRAMES, "25", shard_table(FRAMES, 20)), ref,
+                              crops=0, max_offset=2, work=tmp_path, framing=reference.Framing())
+    assert all(s.psnr < f.psnr - 5 for s, f in zip(plain.scores, found.scores))  # unaligned, far worse
+
+
+@pytest.mark.unit
 def test_crops_show_before_after_and_reference(scored):
     images = scored.crops
     assert len(images) == 2
@@ -170,6 +189,10 @@ def test_the_page_and_tsv_hold_every_shard(scored):
     assert table[0].split("\t") == reference.COLUMNS and len(table) == 4
     html = reference.reference_page("film", Path("film.mkv"), timing, scores, (128, 96), ["crop_1.png"])
     assert "0002" in html and "VMAF" in html and "crop_1.png" in html and "(low" not in html
+    assert "the same picture" in html
+    framed = reference.reference_page("film", Path("film.mkv"), timing, scores, (128, 96), [],
+                                      reference.Framing(1.1, -0.05, 1.0, 0.0))
+    assert "x 0.0%–100.0%, y 0.0%–100.0%: only that part is scored" in framed
     poor = reference.reference_page("film", Path("film.mkv"), replace(timing, score=0.7), scores, (128, 96), [])
     assert "low: the releases may frame or edit the picture differently" in poor
 

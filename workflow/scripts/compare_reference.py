@@ -29,7 +29,8 @@ with reported(log):
         tmp.write_text(reference.to_tsv(found.scores))
     with atomic_output(Path(snakemake.output.html)) as tmp:
         tmp.write_text(reference.reference_page(snakemake.wildcards.disc, Path(snakemake.input.reference), found.timing,
-                                                found.scores, found.size, [Path(p).name for p in snakemake.output.crops]))
+                                                found.scores, found.size, [Path(p).name for p in snakemake.output.crops],
+                                                found.framing))
     total = reference.overall(found.scores)
     log.info("overall over %d frames: master VMAF %.2f PSNR %.2f dB; player VMAF %.2f PSNR %.2f dB",
              total["frames"], total["vmaf"], total["psnr"], total["player_vmaf"], total["player_psnr"])

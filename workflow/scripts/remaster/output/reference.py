@@ -6,9 +6,9 @@ per shard, beside what a player makes of the same frames, and before/after/refer
    title's frame m // factor (interpolate.factor) and is shown at time m / (prepared fps × factor); the
    reference frame is the one shown at that time.
 2. Frames: the master, the prepared title (scaled with Lanczos: the "before", what a player shows) and the
-   reference are decoded once each, in order, at one common size: the reference's, no taller than
-   MAX_HEIGHT lines, with each file's own colour matrix. Both releases are assumed to frame the same
-   picture (the same crop); a different framing shows as a low timing match and low scores.
+   reference are decoded once each, in order, cropped to the part of the picture both show (the framing:
+   scale and offset per axis, found from edge profiles of a few matched pairs) and scaled to that part's
+   size in the reference, no taller than MAX_HEIGHT lines, with each file's own colour matrix.
 3. Scores per shard of the prepared title's shard table, on up to WINDOWS runs of WINDOW consecutive
    prepared frames spread over the shard (VMAF needs neighbouring frames; a film is not scored frame by
    frame): VMAF, luma PSNR and SSIM from libvmaf (remaster.output.quality), for the master and the player.
@@ -38,6 +38,9 @@ CROP = 192  # side of each crop shown in the report, at the scoring size
 # a thumbnail match below this says the releases differ (framing, edit): measured 0.90-1.00 on the same
 # clip at two sizes and codecs, 0.72 on the same test pattern framed differently
 LOW_MATCH = 0.8
+# an edge-profile match below this says the framing found is unreliable: 0.85-0.92 measured on the same
+# picture cropped differently, 0.41 on pictures that differ
+LOW_FRAMING_MATCH = 0.6
 
 
 @dataclass(frozen=True)
@@ -299,10 +302,11 @@ def side_by_side(before: np.ndarray, after: np.ndarray, reference: np.ndarray, g
 
 
 def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Path, *, factor: int = 1,
-            crops: int = 3, max_offset: float = 60.0, work: Path | None = None, log=None
-            ) -> Comparison:
+            crops: int = 3, max_offset: float = 60.0, work: Path | None = None, log=None,
+            framing: Framing | None = None) -> Comparison:
     """The timing, one ShardScore per shard with a frame inside the reference, and up to `crops`
-    before|after|reference images spread over the title."""
+    before|after|reference images spread over the title. `framing`: the releases' framing when known (else
+    found from the frames)."""
     reference = Path(reference)
     if not reference.is_file():
         raise RemasterError(f"reference: {reference}: no such file; give a video file of the same title "
@@ -325,12 +329,16 @@ def compare(master: Path, prepared_file: Path, prepared: Prepared, reference: Pa
     # the frames each video must give: the scored runs, their prepared frames, their reference matches
     spans = [span for shard in prepared.shards for span in scored_frames(shard, factor)]
     matches = [[timing.hr_frame(n) for n in span if timing.hr_frame(n) >= 0] for span in spans]
-    framing = title_framing(prepared_file, reference, spans, timing, factor, (ref_w, ref_h))
+    if framing is None:
+        framing = title_framing(prepared_file, reference, spans, timing, factor, (ref_w, ref_h))
     master_box, reference_box = framing.boxes()
     if log:
         log.info("framing: the master's x %.3f-%.3f, y %.3f-%.3f is the reference's x %.3f-%.3f, y %.3f-%.3f "
                  "(profile match %.3f)", master_box[0], master_box[2], master_box[1], master_box[3],
                  reference_box[0], reference_box[2], reference_box[1], reference_box[3], framing.match)
+        if framing.match < LOW_FRAMING_MATCH:
+            log.warning("%s: edge-profile match %.2f is low: the framing found is unreliable", reference,
+                        framing.match)
     _, master_w, master_h = dataset.video_info(master)
     _, prepared_w, prepared_h = dataset.video_info(prepared_file)
     reference_crop = pixel_box(reference_box, ref_w, ref_h)
@@ -420,8 +428,22 @@ def overall(scores: list[ShardScore]) -> dict:
                                  for m in metrics}}
 
 
+def _framing_text(framing: Framing) -> str:
+    low = (" — low: the framing found is unreliable, and the scores say little"
+           if framing.match < LOW_FRAMING_MATCH else "")
+    return _framing_boxes(framing) + low
+
+
+def _framing_boxes(framing: Framing) -> str:
+    (mx0, my0, mx1, my1), (rx0, ry0, rx1, ry1) = framing.boxes()
+    if (mx0, my0, mx1, my1) == (rx0, ry0, rx1, ry1) == (0.0, 0.0, 1.0, 1.0):
+        return f"the same picture (edge-profile match {framing.match:.3f})"
+    return (f"the master's x {mx0:.1%}–{mx1:.1%}, y {my0:.1%}–{my1:.1%} is the reference's x {rx0:.1%}–{rx1:.1%}, "
+            f"y {ry0:.1%}–{ry1:.1%}: only that part is scored (edge-profile match {framing.match:.3f})")
+
+
 def reference_page(disc: str, reference: Path, timing: dataset.Timing, scores: list[ShardScore],
-                   size: tuple[int, int], crops: list[str]) -> str:
+                   size: tuple[int, int], crops: list[str], framing: Framing | None = None) -> str:
     """The report page: how the reference was aligned, the scores per shard, and the crops (by file name)."""
     import html
 
@@ -434,6 +456,7 @@ def reference_page(disc: str, reference: Path, timing: dataset.Timing, scores: l
         ["thumbnail match", f"{timing.score:.3f}" + (" (low: the releases may frame or edit the picture "
                                                      "differently; the scores then say little)"
                                                      if timing.score < LOW_MATCH else "")],
+        ["framing", _framing_text(framing or Framing())],
         ["scored at", f"{size[0]}×{size[1]} (the reference's size, at most {MAX_HEIGHT} lines)"],
         ["frames scored", f"{total['frames']} (up to {WINDOWS} runs of {WINDOW} frames per shard)"],
     ])
