@@ -457,7 +457,7 @@ def reference_page(disc: str, reference: Path, timing: dataset.Timing, scores: l
                                                      "differently; the scores then say little)"
                                                      if timing.score < LOW_MATCH else "")],
         ["framing", _framing_text(framing or Framing())],
-        ["scored at", f"{size[0]}×{size[1]} (the reference's size, at most {MAX_HEIGHT} lines)"],
+        ["scored at", f"{size[0]}×{size[1]} (the reference's size for the part both show, at most {MAX_HEIGHT} lines)"],
         ["frames scored", f"{total['frames']} (up to {WINDOWS} runs of {WINDOW} frames per shard)"],
     ])
     summary = table(["", "VMAF", "PSNR (dB)", "SSIM"], [
