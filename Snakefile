@@ -32,6 +32,7 @@ include: "workflow/rules/mux.smk"
 include: "workflow/rules/preview.smk"
 include: "workflow/rules/verify.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/reference.smk"
 include: "workflow/rules/train.smk"
 
 
@@ -63,6 +64,8 @@ rule all:
         expand(rules.verify_master.output, disc=DISCS),
         expand(rules.preview_title.output, disc=DISCS, n=range(1, PREVIEW_STILLS + 1)),
         expand(rules.summarize_run.output, disc=DISCS),
+        # scored against a better release of the title, where reference: names one (none by default)
+        expand(rules.compare_reference.output, disc=REFERENCED),
         # what each model of each chain is (architecture, scale, precisions), for the report
         expand(rules.check_models.output, disc=DISCS),
 

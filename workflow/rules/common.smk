@@ -57,6 +57,16 @@ DISCS = list(MASTERS)
 DISC_OF = {str(m.output): disc for disc, m in MASTERS.items()}
 
 
+# the masters with a reference release to score against (reference:); none: no compare_reference job
+REFERENCED = [disc for disc, m in MASTERS.items() if m.settings.reference]
+for _disc in REFERENCED:
+    if not MASTERS[_disc].settings.reference.is_file():
+        preflight.fail(
+            f"reference: {MASTERS[_disc].settings.reference}: no such file; name a video file of the same "
+            "title (e.g. a Blu-ray remux) or leave reference empty"
+        )
+
+
 def master_name(path):
     """A master's path as the {master} wildcard holds it: an absolute one without its leading slash (rule
     mux_master_absolute puts it back), so its log is logs/masters/abs/path.mkv.log, not logs/masters//abs…
@@ -184,6 +194,11 @@ def subtitle_tracks(wildcards):
 
 def master_file(wildcards):
     return str(MASTERS[wildcards.disc].output)
+
+
+def reference_file(wildcards):
+    """The reference release of the master (reference:), a video file of the same title."""
+    return str(MASTERS[wildcards.disc].settings.reference)
 
 
 def mux_inputs(wildcards):

@@ -174,6 +174,7 @@ class Settings:
     interpolate: InterpolateSettings = field(default_factory=InterpolateSettings)
     title_number: int | str = default("title_number")  # auto (the main feature) | the disc's title number; VIDEO_TS only
     angle: int = default("angle")  # the angle of a multi-angle title
+    reference: Path | None = None  # a better release of the title to score the master against; None: none
 
 
 def _title_number(value) -> int | str:
@@ -271,6 +272,7 @@ def from_config(config: dict) -> Settings:
         interpolate=interpolate_settings(config),
         title_number=_title_number(config.get("title_number", "auto")),
         angle=int(config.get("angle", 1)),
+        reference=Path(config["reference"]) if config.get("reference") else None,
     )
 
 
