@@ -6,7 +6,7 @@ pass if the model were free.
   runs), in numpy (what a CPU job's writer thread runs), and ffmpeg's swscale from rgb48le (what the
   writer ran before issue 22);
 - pipe: frames of the output size through an OS pipe to a reader that discards them, as yuv420p10le and as
-  rgb48le, with Linux's default 64 KiB pipe and with the job's 1 MiB (`engine.widen_pipe`);
+  rgb48le, with Linux's default 64 KiB pipe and with the job's 1 MiB (`pipes.widen_pipe`);
 - writer: `engine.encoder_command` for each upscaled form fed yuv420p10le frames (threads as the job gives).
 
 Prints `stage_fps: <stage> <fps>` per stage, then `ceiling_<form>: <slowest stage of the job as it runs> <fps>`
@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 from remaster.frames import engine  # noqa: E402
 from remaster.frames.yuv import host_rgb_to_yuv420p10, rgb_to_yuv420p10  # noqa: E402
 from remaster.models.devices import Device, resolve  # noqa: E402
-from remaster.run import media  # noqa: E402
+from remaster.run import media, pipes  # noqa: E402
 
 
 def make_source(path: Path, width: int, height: int, frames: int) -> Path:
@@ -51,10 +51,10 @@ def timed_read(command: list[str], frame_bytes: int, *, widen: bool = True) -> t
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     if widen:
-        engine.widen_pipe(proc.stdout)
+        pipes.widen_pipe(proc.stdout)
     buffer = memoryview(bytearray(frame_bytes))
     frames = 0
-    while engine._read_into(proc.stdout, buffer) == frame_bytes:
+    while pipes.read_into(proc.stdout, buffer) == frame_bytes:
         frames += 1
     proc.stdout.close()
     proc.wait()
@@ -65,7 +65,7 @@ def timed_write(command: list[str], pictures: list[bytes], frames: int, *, widen
     """Seconds to write `frames` frames (cycling through `pictures`) into a command's stdin until it ends."""
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if widen:
-        engine.widen_pipe(proc.stdin)
+        pipes.widen_pipe(proc.stdin)
     start = time.perf_counter()
     for number in range(frames):
         proc.stdin.write(pictures[number % len(pictures)])

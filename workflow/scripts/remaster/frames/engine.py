@@ -46,6 +46,8 @@ from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
+from ..run.logs import Progress, duration
+from ..run.pipes import read_into, stderr_tail, widen_pipe
 from ..run.records import ShardResult
 from ..run.settings import UpscaleSettings
 from .shards import cut_input_args
@@ -56,35 +58,6 @@ _END = object()
 MOST_BATCH = 16  # beyond this a bigger batch buys no speed, only latency and memory
 MEMORY_FRACTION = 0.8  # of the free GPU memory a batch may plan to use; the rest is headroom
 OUTPUT_MAX = 65535  # 16-bit RGB frames (`to_frames`: the memory probe and tests)
-
-
-class Progress:
-    """Logs frames done / total, fps and ETA at most every `interval` seconds."""
-
-    def __init__(self, label: str, total: int, log: logging.Logger, interval: float = 5.0):
-        self.label, self.total, self.log, self.interval = label, total, log, interval
-        self.start = self.last = time.monotonic()
-        self.done = 0
-
-    def advance(self, frames: int) -> None:
-        self.done += frames
-        now = time.monotonic()
-        if now - self.last >= self.interval or self.done == self.total:
-            self.last = now
-            elapsed = now - self.start
-            fps = self.done / elapsed if elapsed else 0.0
-            eta = (self.total - self.done) / fps if fps else float("inf")
-            self.log.info(
-                "%s: %d/%d frames, %.2f fps, ETA %s", self.label, self.done, self.total, fps, _duration(eta)
-            )
-
-
-def _duration(seconds: float) -> str:
-    if seconds == float("inf"):
-        return "unknown"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def even(value: float) -> int:
@@ -420,33 +393,6 @@ def plan_memory(chain, shape: tuple[int, int], size: tuple[int, int], settings: 
     return batch, tile
 
 
-PIPE_BYTES = 1 << 20  # Linux's default pipe is 64 KiB: one HD frame takes dozens of wake-ups to cross it
-
-
-def widen_pipe(stream, size: int = PIPE_BYTES) -> int:
-    """Grow a pipe to `size` bytes (F_SETPIPE_SZ); the size it has, unchanged where the system refuses."""
-    import fcntl
-
-    set_size, get_size = getattr(fcntl, "F_SETPIPE_SZ", 1031), getattr(fcntl, "F_GETPIPE_SZ", 1032)
-    try:
-        return fcntl.fcntl(stream.fileno(), set_size, size)
-    except OSError:  # above /proc/sys/fs/pipe-max-size for an unprivileged user
-        try:
-            return fcntl.fcntl(stream.fileno(), get_size)
-        except OSError:
-            return 0
-
-
-def _read_into(stream, view: memoryview) -> int:
-    got = 0
-    while got < len(view):
-        count = stream.readinto(view[got:])
-        if not count:
-            break
-        got += count
-    return got
-
-
 def _reader(proc: subprocess.Popen, frame_bytes: int, free: queue.Queue, inbox: queue.Queue, errors: list,
             read: list, convert: bool) -> None:
     """Fill free host buffers with whole frames from the decoder; (frames, count) go to the inbox.
@@ -459,7 +405,7 @@ def _reader(proc: subprocess.Popen, frame_bytes: int, free: queue.Queue, inbox: 
             buffer, reusable = slot
             if reusable is not None:
                 reusable.synchronize()  # the previous host→GPU copy out of this buffer has finished
-            got = _read_into(proc.stdout, memoryview(buffer.numpy()).cast("B"))
+            got = read_into(proc.stdout, memoryview(buffer.numpy()).cast("B"))
             if got % frame_bytes:
                 raise RemasterError(f"decoder gave a partial frame ({got % frame_bytes} of {frame_bytes} bytes)")
             count = got // frame_bytes
@@ -585,14 +531,6 @@ def _upscale_file(in_path, out_path, expected_frames, fps, matrix, settings, lab
         return _upscale(in_path, out_path, expected_frames, fps, matrix, settings, label, log, loaded, in_range,
                         cut)
 
-
-def stderr_tail(file, most: int = 300) -> str:
-    """The last `most` characters of what a process wrote to `file` (a temporary file), for a one-line error."""
-    file.seek(0, os.SEEK_END)
-    file.seek(max(0, file.tell() - 4 * most))
-    text = file.read().decode(errors="replace").strip()
-    file.close()
-    return " ".join(text[-most:].split())
 
 
 def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
@@ -760,6 +698,6 @@ def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matr
     seconds = time.monotonic() - start
     result = ShardResult(expected_frames, seconds, out_w, out_h, str(device), str(chain.dtype).removeprefix("torch."),
                          batch_size, tile, warmup)
-    log.info("%s: done, %d frames in %s (%.2f fps, batch %d, tile %s)", label, result.frames, _duration(seconds),
+    log.info("%s: done, %d frames in %s (%.2f fps, batch %d, tile %s)", label, result.frames, duration(seconds),
              result.fps, batch_size, tile or "none")
     return result

@@ -23,7 +23,6 @@ import logging
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,8 +36,9 @@ from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
+from ..run.logs import Progress, duration
+from ..run.pipes import read_into, stderr_tail
 from ..run.settings import InterpolateSettings
-from .engine import Progress, _duration, _read_into, stderr_tail
 
 # BT.709 luma weights; the upscaled shards hold BT.709-matrix limited-range 10-bit YUV (engine.encoder_command)
 KR, KB = 0.2126, 0.0722
@@ -176,7 +176,7 @@ def _frames(path: Path, words: int, limit: int | None = None):
     try:
         while True:
             frame = np.empty(words, dtype=np.uint16)
-            got = _read_into(proc.stdout, memoryview(frame).cast("B"))
+            got = read_into(proc.stdout, memoryview(frame).cast("B"))
             if got == 0:
                 break
             if got != words * 2:
@@ -359,11 +359,9 @@ def _interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, 
     tmp.unlink(missing_ok=True)
     start = time.monotonic()
     cuda = interpolator.device.type == "cuda"
+    encoder_log = tempfile.TemporaryFile()  # as the decoder's: a file, never a pipe that could fill
     encoder = subprocess.Popen(encoder_command(tmp, width, height, rate, None if cuda else 1), stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    encoder_errors: list[bytes] = []
-    drain = threading.Thread(target=lambda: encoder_errors.append(encoder.stderr.read()), daemon=True)
-    drain.start()
+                               stderr=encoder_log)
     counts = {"read": 0, "written": 0, "interpolated": 0, "cuts": 0, "dropped": 0}
     progress = Progress(label, expected_frames * factor, log)
     pending: list[Slot] = []
@@ -429,12 +427,12 @@ def _interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, 
         except OSError:
             pass
         encoder_rc = encoder.wait()
-        drain.join()
         if not completed:
             tmp.unlink(missing_ok=True)
     if encoder_rc != 0:
         tmp.unlink(missing_ok=True)
-        raise RemasterError(f"{out_path}: encoding failed: {b''.join(encoder_errors).decode(errors='replace')[-300:]}")
+        raise RemasterError(f"{out_path}: encoding failed: {stderr_tail(encoder_log)}")
+    encoder_log.close()
     stored = media.count_packets(tmp)
     want = expected_frames * factor
     if not (counts["read"] == expected_frames and counts["written"] == stored == want):
@@ -447,5 +445,5 @@ def _interpolate_file(in_path: Path, out_path: Path, *, following: Path | None, 
                                seconds, str(interpolator.device), str(interpolator.dtype).removeprefix("torch."))
     log.info("%s: done, %d → %d frames (%d interpolated, %d scene cuts held, %d duplicates dropped) in %s "
              "(%.2f output fps)", label, expected_frames, want, result.interpolated, result.cuts, result.dropped,
-             _duration(seconds), result.fps)
+             duration(seconds), result.fps)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,3 +36,33 @@ def reported(log: logging.Logger):
     except RemasterError as error:
         log.error("%s", error)
         raise SystemExit(1) from None
+
+
+class Progress:
+    """Logs frames done / total, fps and ETA at most every `interval` seconds."""
+
+    def __init__(self, label: str, total: int, log: logging.Logger, interval: float = 5.0):
+        self.label, self.total, self.log, self.interval = label, total, log, interval
+        self.start = self.last = time.monotonic()
+        self.done = 0
+
+    def advance(self, frames: int) -> None:
+        self.done += frames
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done == self.total:
+            self.last = now
+            elapsed = now - self.start
+            fps = self.done / elapsed if elapsed else 0.0
+            eta = (self.total - self.done) / fps if fps else float("inf")
+            self.log.info(
+                "%s: %d/%d frames, %.2f fps, ETA %s", self.label, self.done, self.total, fps, duration(eta)
+            )
+
+
+def duration(seconds: float) -> str:
+    """`1h02m03s` / `2m03s` for a log line; `unknown` for an infinite ETA."""
+    if seconds == float("inf"):
+        return "unknown"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
