@@ -224,44 +224,25 @@ class Interpolator:
 
     def _prove(self, precision: str, name: str) -> torch.dtype:
         """The precision to run: `auto`'s first that gives a test pair like fp32 does, or the one asked for."""
-        from ..models.loading import DTYPE_NAMES, DTYPES
-        from ..models.precision import AUTO_ORDER, PROVE_TOLERANCE, prove_frame
+        from ..models.loading import DTYPES
+        from ..models.precision import AUTO_ORDER, first_that_matches, prove_frame
 
         if precision == "auto":
             candidates = [dtype for dtype in AUTO_ORDER if self.kit.supports(dtype)]
         else:
             candidates = [DTYPES[precision]]
-        if candidates == [torch.float32]:
-            return torch.float32
         first = prove_frame(None, self.device)
         second = first.roll(3, -1)
-        with torch.inference_mode():
-            model = copy.deepcopy(self.reference).to(self.device)
-            reference = model(first, second, torch.full((1,), 0.5, device=self.device), self.scale).float()
-            for dtype in candidates:
-                if dtype == torch.float32:
-                    return dtype
-                why = ""
-                try:
-                    model.to(dtype)
-                    out = model(first.to(dtype), second.to(dtype), torch.full((1,), 0.5, device=self.device,
-                                                                               dtype=dtype), self.scale).float()
-                except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
-                    why = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-                if not why:
-                    difference = float((out.clamp(0, 1) - reference.clamp(0, 1)).abs().mean())
-                    if not torch.isfinite(out).all():
-                        why = "its output holds inf or NaN"
-                    elif difference > PROVE_TOLERANCE:
-                        why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
-                    else:
-                        return dtype
-                if precision != "auto":
-                    raise RemasterError(f"{name}: RIFE does not run on {self.kit} at {precision} ({why}); "
-                                        "use interpolate.precision: auto or fp32")
-                self.log.warning("%s: RIFE does not run at %s on %s (%s); trying the next precision", name,
-                                 DTYPE_NAMES[dtype], self.kit, why)
-        return torch.float32
+        model = copy.deepcopy(self.reference).to(self.device)
+
+        def run(dtype: torch.dtype) -> torch.Tensor:
+            with torch.inference_mode():
+                model.to(dtype)
+                half = torch.full((1,), 0.5, device=self.device, dtype=dtype)
+                return model(first.to(dtype), second.to(dtype), half, self.scale)
+
+        return first_that_matches(run, candidates, what=f"{name}: RIFE does not run on {self.kit}", log=self.log,
+                                  explicit=precision != "auto", key="interpolate.precision")
 
     def _wide(self):
         if self.wide is None:

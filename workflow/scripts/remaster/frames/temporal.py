@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..models.loading import run_tiled
-from ..models.precision import AUTO_ORDER, PROVE_TOLERANCE
+from ..models.precision import AUTO_ORDER, first_that_matches
 from ..models.temporalfix import RADIUS, WINDOW, load_temporalfix
 from ..run.errors import RemasterError
 
@@ -67,32 +67,24 @@ class TemporalChain:
 
 
 def _proven_dtype(network: torch.nn.Module, device: torch.device, precision: str, log: logging.Logger) -> torch.dtype:
-    """fp32 on the CPU; on a GPU the requested precision, or (auto) the fastest that matches fp32 on a test
-    window within the models' tolerance (`loading.PROVE_TOLERANCE`)."""
+    """fp32 on the CPU; on a GPU the requested precision, or (auto) the fastest, that matches fp32 on a test
+    window within the models' tolerance (`precision.first_that_matches`)."""
     from ..models.devices import Device
+    from ..models.loading import DTYPES
 
-    named = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if device.type == "cpu":
         return torch.float32
-    if precision != "auto":
-        return named[precision]
+    candidates = ([dtype for dtype in AUTO_ORDER if Device(device).supports(dtype)] if precision == "auto"
+                  else [DTYPES[precision]])
     generator = torch.Generator().manual_seed(0)
     window = torch.rand((1, WINDOW, 3, 72, 104), generator=generator).to(device)
-    with torch.inference_mode():
-        reference = network.to(device, torch.float32)(window)
-        for dtype in AUTO_ORDER:
-            if dtype == torch.float32 or not Device(device).supports(dtype):
-                continue
-            try:
-                result = network.to(device, dtype)(window.to(dtype)).float()
-            except Exception as error:  # noqa: BLE001 - a precision that fails to run is not chosen
-                log.info("TemporalFix at %s: %s", dtype, str(error).splitlines()[0][:120] if str(error) else error)
-                continue
-            difference = float((result - reference).abs().mean())
-            if torch.isfinite(result).all() and difference <= PROVE_TOLERANCE:
-                return dtype
-            log.info("TemporalFix at %s differs from fp32 by %.5f: not used", dtype, difference)
-    return torch.float32
+
+    def run(dtype: torch.dtype) -> torch.Tensor:
+        with torch.inference_mode():
+            return network.to(device, dtype)(window.to(dtype))
+
+    return first_that_matches(run, candidates, what=f"TemporalFix does not run on {device}", log=log,
+                              explicit=precision != "auto")
 
 
 class TemporalStage:

@@ -4,6 +4,7 @@ on a device, and the proof (an odd-sized frame run like fp32 runs it) before a p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 from spandrel import ImageModelDescriptor
@@ -139,3 +140,35 @@ def step_candidates(step: ImageModelDescriptor, device: torch.device, requested:
         raise RemasterError(f"{name}: {where}: {requested} is not supported by {Device(device)}; "
                             "use precision: auto or fp16")
     return [dtype]
+
+
+def first_that_matches(run: Callable[[torch.dtype], torch.Tensor], candidates: list[torch.dtype], *, what: str,
+                       log: logging.Logger | None = None, explicit: bool = False,
+                       key: str = "precision") -> torch.dtype:
+    """The first of `candidates` (fastest first) whose output, `run(dtype)` on a fixed test input, is finite
+    and within PROVE_TOLERANCE of fp32's; fp32 when none is. For networks that are not spandrel steps (RIFE,
+    TemporalFix): `prove` does the same for a step. Each refused precision is logged with its reason; with
+    `explicit` (the config's `key` named this one precision) a refusal is a one-line error instead."""
+    if all(dtype == torch.float32 for dtype in candidates):
+        return torch.float32
+    reference = run(torch.float32).float().clamp(0, 1)
+    for dtype in candidates:
+        if dtype == torch.float32:
+            return dtype
+        try:
+            out = run(dtype).float()
+        except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
+            why = _first_line(error)
+        else:
+            difference = float((out.clamp(0, 1) - reference).abs().mean())
+            if not torch.isfinite(out).all():
+                why = "its output holds inf or NaN"
+            elif difference > PROVE_TOLERANCE:
+                why = f"it differs from fp32 by {difference * 255:.1f}/255 on average"
+            else:
+                return dtype
+        if explicit:
+            raise RemasterError(f"{what} at {DTYPE_NAMES[dtype]} ({why}); use {key}: auto or fp32")
+        if log is not None:
+            log.warning("%s at %s (%s); trying the next precision", what, DTYPE_NAMES[dtype], why)
+    return torch.float32
