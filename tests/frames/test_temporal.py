@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from remaster.frames import engine, shards, temporal
 from remaster.frames.temporal import TemporalChain, TemporalStage, mirror, window_indices
+from remaster.frames.yuv import frame_words, rgb_to_yuv420p10
 from remaster.models.temporalfix import RADIUS, TemporalFix, load_temporalfix
 from remaster.run import records
 from remaster.run.errors import RemasterError
@@ -135,17 +136,17 @@ def test_stage_refuses_missing_or_extra_frames():
 
 
 @pytest.mark.unit
-def test_stage_gives_16_bit_frames_where_the_engine_asks_for_them():
-    """On a GPU the engine hands the stage `to_frames`: its output is then the writer's 16-bit NHWC, the same
-    values the float output would give."""
+def test_stage_gives_the_writers_yuv_where_the_engine_asks_for_it():
+    """On a GPU the engine hands the stage `rgb_to_yuv420p10`: its output is then the writer's 10-bit words,
+    the same values the float output would give."""
     network = TemporalChain(load_temporalfix(weights(), 1), torch.device("cpu"), torch.float32)
     frames = panned(4, 32, 48)
     floats = _run_stage(_stage(network, before=0, after=0, frames=4), frames, batch=4)
     stage = TemporalStage(network, (32, 48), before=0, after=0, frames=4, log=LOG, label="test",
-                          finish=engine.to_frames)
+                          finish=rgb_to_yuv420p10)
     words = _run_stage(stage, frames, batch=4)
-    assert all(w.dtype == torch.uint16 and w.shape == (1, 32, 48, 3) for w in words)
-    assert all(torch.equal(w, engine.to_frames(f)) for w, f in zip(words, floats, strict=True))
+    assert all(w.dtype == torch.uint16 and w.shape == (1, frame_words(48, 32)) for w in words)
+    assert all(torch.equal(w, rgb_to_yuv420p10(f)) for w, f in zip(words, floats, strict=True))
 
 
 class TightMemory(torch.nn.Module):

@@ -174,18 +174,6 @@ def host_to_yuv(result: torch.Tensor) -> np.ndarray:
     return host_rgb_to_yuv420p10(result.float().numpy())
 
 
-def host_to_frames(result: torch.Tensor) -> np.ndarray:
-    """CPU NCHW float in [0, 1] → 16-bit NHWC frames, the same values `to_frames` gives (numpy)."""
-    frames = result.permute(0, 2, 3, 1)
-    if frames.dtype != torch.float32 or not frames.is_contiguous():
-        frames = frames.float().contiguous()
-    values = frames.numpy()
-    np.clip(values, 0, 1, out=values)
-    np.multiply(values, np.float32(OUTPUT_MAX), out=values)
-    np.rint(values, out=values)  # half to even, like torch.round
-    return values.astype(np.uint16)
-
-
 class CompiledChain:
     """A chain whose forward runs through `torch.compile`; same attributes, same outputs to fp tolerance."""
 
