@@ -47,7 +47,7 @@ def rip(tmp_path_factory) -> Path:
 @needs_dvdauthor
 def test_ifo_main_title(authored):
     t = find_title(authored)
-    assert (t.title, t.vts, t.source) == (2, 2, "ifo")
+    assert (t.number, t.vts, t.source) == (2, 2, "ifo")
     assert t.vobs == (authored / "VTS_02_1.VOB",)
     assert t.duration == pytest.approx(discs.MAIN_SECONDS, abs=0.01)
     assert [(a.language, a.codec, a.stream_id) for a in t.audio] == [("en", "ac3", 0x80), ("fr", "ac3", 0x81)]
@@ -55,18 +55,18 @@ def test_ifo_main_title(authored):
     assert t.chapters == pytest.approx(discs.CHAPTERS, abs=0.01)
     assert (t.aspect, t.system) == ("16:9", "ntsc")
     # the main title's cells cover its VOB, sector by sector
-    assert t.cells[0][0] == 0 and t.cells[-1][1] + 1 == t.vobs[0].stat().st_size // 2048
+    assert t.cells[0].first_sector == 0 and t.cells[-1].last_sector + 1 == t.vobs[0].stat().st_size // 2048
 
 
 @needs_ffmpeg
 @needs_dvdauthor
 def test_disc_root_and_backup_ifo(authored, tmp_path):
-    assert find_title(authored.parent).title == 2
+    assert find_title(authored.parent).number == 2
     copy = tmp_path / "VIDEO_TS"
     shutil.copytree(authored, copy)
     (copy / "VTS_02_0.IFO").write_bytes(b"\0" * 2048)  # damaged; the .BUP copy is intact
     t = find_title(copy)
-    assert (t.title, t.source, t.chapters) == (2, "bup", find_title(authored).chapters)
+    assert (t.number, t.source, t.chapters) == (2, "bup", find_title(authored).chapters)
 
 
 @needs_ffmpeg
@@ -90,7 +90,7 @@ def test_agrees_with_lsdvd(authored):
     longest = int(root.findtext("longest_track"))
     track = next(t for t in root.iter("track") if int(t.findtext("ix")) == longest)
     t = find_title(authored)
-    assert (t.title, t.vts) == (longest, int(track.findtext("vts")))
+    assert (t.number, t.vts) == (longest, int(track.findtext("vts")))
     assert t.duration == pytest.approx(float(track.findtext("length")), abs=0.01)
     assert [a.language for a in t.audio] == [a.findtext("langcode") for a in track.iter("audio")]
     lengths = [float(c.findtext("length")) for c in track.iter("chapter")]
@@ -104,7 +104,7 @@ def test_agrees_with_lsdvd(authored):
                     reason="no ffmpeg with the dvdvideo demuxer (./setup.sh installs the pinned FFmpeg 8)")
 def test_agrees_with_ffmpeg_dvdvideo(authored):
     t = find_title(authored)
-    err = subprocess.run([_dvdvideo_ffmpeg(), "-hide_banner", "-f", "dvdvideo", "-title", str(t.title),
+    err = subprocess.run([_dvdvideo_ffmpeg(), "-hide_banner", "-f", "dvdvideo", "-title", str(t.number),
                           "-i", str(authored)], capture_output=True, text=True).stderr
     starts = [float(s) for s in re.findall(r"Chapter #0:\d+: start (\d+\.\d+)", err)]
     assert t.chapters == pytest.approx(starts, abs=0.01)
@@ -114,7 +114,7 @@ def test_agrees_with_ffmpeg_dvdvideo(authored):
 @needs_ffmpeg
 def test_vob_only_rip_takes_largest_title_set(rip):
     t = find_title(rip)
-    assert (t.vts, t.title, t.source) == (1, None, "vob-size")
+    assert (t.vts, t.number, t.source) == (1, None, "vob-size")
     assert [v.name for v in t.vobs] == ["VTS_01_1.VOB", "VTS_01_2.VOB", "VTS_01_3.VOB"]
     assert t.chapters == () and [(a.codec, a.language, a.stream_id) for a in t.audio] == [("ac3", None, 0x80)]
     assert t.duration == pytest.approx(3.0, abs=0.1)

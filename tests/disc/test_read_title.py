@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from remaster.disc.dvd import Cell, TitleInfo, choose_title, list_titles
-from remaster.disc.probe import probe_title
-from remaster.disc.reader import pick_title, read_title
+from remaster.disc.dvd import AudioStream, Cell, SubtitleStream, Title, choose_title, list_titles
+from remaster.disc.probe import disc_facts, probe_title
+from remaster.disc.reader import Disc, pick_title, read_title, vob_title
 from remaster.disc.source import resolve_source
 from remaster.disc.subtitles import extract_subtitles, spu_is_forced
 from remaster.run import media, preflight
@@ -39,7 +39,8 @@ def _json(path: Path, *args: str) -> dict:
 
 
 def _read(disc: Path, out: Path, **options) -> Path:
-    read_title(resolve_source(str(disc)), out, log=LOG, **options)
+    record = read_title(resolve_source(str(disc)), out, log=LOG, **options)
+    record.dump(out.with_suffix(".json"))
     return out
 
 
@@ -86,9 +87,9 @@ def _copy_disc(disc: Path, to: Path) -> Path:
 
 @pytest.mark.unit
 def test_decoy_loses_to_the_main_feature_in_distinct_picture():
-    def title(number: int, sectors: list[tuple[int, int]], seconds: float) -> TitleInfo:
+    def title(number: int, sectors: list[tuple[int, int]], seconds: float) -> Title:
         cells = tuple(Cell(1, n + 1, first, last, seconds) for n, (first, last) in enumerate(sectors))
-        return TitleInfo(number=number, vts=1, angles=1, duration=seconds * len(cells), cells=cells, chapters=(0.0,))
+        return Title(number=number, vts=1, angles=1, duration=seconds * len(cells), cells=cells, chapters=(0.0,))
 
     main = title(1, [(0, 99), (100, 199)], 600.0)
     decoy = title(2, [(200, 299)] * 5, 600.0)  # 50 min of one 10 min cell played five times
@@ -177,6 +178,12 @@ def test_main_title_alone_is_read_with_its_chapters(episodes, tmp_path):
     second = _read(episodes, tmp_path / "t2.mkv", title_number=2)
     description, _ = probe_title(second)
     assert description["frame_count"] == 60
+    # the title read is the one its record names: the probe takes the IFO facts from it, never chooses again
+    facts = disc_facts(Disc.load(tmp_path / "t2.json"))
+    assert (facts["title_number"], facts["vts"], facts["name"]) == (2, 1, episodes.parent.name.replace("_", " "))
+    assert facts["chapters"] == pytest.approx([0.0, 1.0], abs=0.05)
+    assert facts["audio_languages"] == {"0x80": "en", "0x1c1": "de"}  # the PGC numbers the MPEG track 1
+    assert disc_facts(Disc.load(tmp_path / "t1.json"))["title_number"] == 1
     assert [c["start"] for c in description["chapters"]] == pytest.approx([0.0, 1.0], abs=0.05)
     assert authoring.flash_times(second, _ffprobe()) == pytest.approx([30 * FRAME], abs=FRAME / 2)
 
@@ -420,3 +427,25 @@ def test_master_keeps_lpcm_and_every_subtitle_kind(lpcm_subs, tmp_path, tiny_mod
     assert len(samples) > 0.95 * len(source)
     assert _extradata_palette(streams[4]["extradata"]) == _extradata_palette(streams[-1]["extradata"])
     assert len(_extradata_palette(streams[4]["extradata"])) == 16
+
+
+@pytest.mark.unit
+def test_the_disc_record_round_trips_with_its_title(tmp_path):
+    cells = (Cell(1, 1, 0, 99, 2.5), Cell(2, 1, 100, 199, 1.5))
+    audio = (AudioStream(0, 0x80, "ac3", "en", 6), AudioStream(1, 0xC0, "mp2", "de", 2))
+    title = Title(3, 2, 1, 4.0, cells, (0.0, 2.5), audio=audio, subtitles=(SubtitleStream(0, 0x20, "fr"),),
+                  palette=((16, 128, 128),) * 16, aspect="16:9", system="pal", line21=True, source="bup")
+    Disc("My Disc", title).dump(tmp_path / "disc.json")
+    again = Disc.load(tmp_path / "disc.json")
+    assert again == Disc("My Disc", title) and again.title.cells[1].seconds == 1.5
+    assert disc_facts(again)["audio_languages"] == {"0x80": "en", "0x1c0": "de"}
+    assert disc_facts(again)["subtitle_languages"] == {"0x20": "fr"}
+    # VOB files that are not a disc: no IFO facts; a rip's folder without IFOs: its title set, nothing more
+    assert disc_facts(Disc()) == {}
+    vobs = (tmp_path / "VTS_03_1.VOB", tmp_path / "VTS_03_2.VOB")
+    facts = disc_facts(Disc("rip", vob_title(vobs)))
+    assert (facts["vts"], facts["title_number"], facts["read_from"], facts["chapters"]) == (3, None, "vob-size", [])
+    (tmp_path / "broken.json").write_text('{"name": "x", "title": {"number": 1}}')
+    with pytest.raises(RemasterError, match=r"broken\.json: not a disc record") as error:
+        Disc.load(tmp_path / "broken.json")
+    assert "\n" not in str(error.value)

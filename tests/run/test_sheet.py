@@ -153,12 +153,12 @@ def test_two_rows_with_one_output_are_refused(tmp_path, demo_disc):
 
 @pytest.mark.unit
 def test_play_all_and_short_titles_are_not_episodes():
-    from remaster.disc.dvd import Cell, TitleInfo
+    from remaster.disc.dvd import Cell, Title
     from remaster.run.sheet import episodes
 
     def title(number, vts, seconds, sectors):
         cells = tuple(Cell(1, n + 1, first, last, seconds / len(sectors)) for n, (first, last) in enumerate(sectors))
-        return TitleInfo(number, vts, 1, seconds, cells, ())
+        return Title(number, vts, 1, seconds, cells, ())
 
     titles = [
         title(1, 1, 1300, [(0, 99), (100, 199)]),  # play all: episodes 2 and 3 one after the other

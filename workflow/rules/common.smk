@@ -125,6 +125,13 @@ def title_file(wildcards):
     return str(source.parts[0])
 
 
+def disc_record(wildcards) -> str | list:
+    """read_title's record of the title it chose (beside the title file it read), or none for a video file."""
+    if not MASTERS[wildcards.disc].source.needs_reading:
+        return []
+    return str(Path(title_file(wildcards)).with_name("disc.json"))
+
+
 def prepared(wildcards) -> Prepared:
     """The prepared title's record (frames, rate, shard table), once its prepare_title checkpoint has run."""
     return Prepared.load(

@@ -6,12 +6,14 @@ rule read_title:
         ],
     output:
         title=f"{RESULTS}/read_title/title.mkv",
+        disc=f"{RESULTS}/read_title/disc.json",
     log:
         f"{LOGS}/read_title.log",
     conda:
         ENV
     params:
         kind=lambda wildcards: MASTERS[wildcards.disc].source.kind,
+        folder=lambda wildcards: str(MASTERS[wildcards.disc].source.folder or ""),
         title_number=per_disc(lambda s: s.title_number),
         angle=per_disc(lambda s: s.angle),
     script:
@@ -21,10 +23,12 @@ rule read_title:
 use rule read_title as join_vobs with:
     output:
         title=f"{RESULTS}/join_vobs/title.vob",
+        disc=f"{RESULTS}/join_vobs/disc.json",
     log:
         f"{LOGS}/join_vobs.log",
     params:
         kind="vobs",
+        folder=lambda wildcards: str(MASTERS[wildcards.disc].source.folder or ""),
         title_number="auto",
         angle=1,
 
@@ -33,6 +37,7 @@ rule probe_source:
     """Streams, frame count and times, geometry, languages, chapters: what every later step relies on."""
     input:
         title=title_file,
+        disc=disc_record,
     output:
         probe=PROBE,
         frames=f"{RESULTS}/probe_source/frames.txt",
@@ -42,9 +47,6 @@ rule probe_source:
         ENV
     params:
         parts=lambda wildcards: [str(p) for p in MASTERS[wildcards.disc].source.parts],
-        source=per_disc(lambda s: s.source),
-        title_number=per_disc(lambda s: s.title_number),
-        angle=per_disc(lambda s: s.angle),
     script:
         "../scripts/probe_source.py"
 

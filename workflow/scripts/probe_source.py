@@ -1,9 +1,10 @@
-"""Snakemake adapter: describe the title (probe.json), with the IFO's facts when there is a VIDEO_TS."""
+"""Snakemake adapter: describe the title (probe.json), with the IFO facts of the title read_title chose."""
 
 import json
 from pathlib import Path
 
 from remaster.disc.probe import disc_facts, probe_title
+from remaster.disc.reader import Disc
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
 
@@ -12,8 +13,8 @@ with reported(log):
     title = Path(snakemake.input.title)
     description, timestamps = probe_title(title)
     description["source_parts"] = list(snakemake.params.parts)
-    description["disc"] = disc_facts(snakemake.params.source, log, title_number=snakemake.params.title_number,
-                                     angle=snakemake.params.angle)
+    # the disc record read_title wrote (none for a single video file): the title it chose, never chosen again
+    description["disc"] = disc_facts(Disc.load(snakemake.input.disc) if snakemake.input.get("disc") else None)
     video = description["video"]
     log.info(
         "%s: %d frames, %dx%d %s, %s fps, SAR %s, DAR %s, field order flag %s, %d audio, %d subtitle, %d chapters",

@@ -5,8 +5,8 @@ from .. import lazy_surface
 
 _SURFACE = {
     "Source": "source", "resolve_source": "source",
-    "Title": "dvd", "TitleInfo": "dvd", "DiscError": "dvd", "list_titles": "dvd", "choose_title": "dvd",
-    "read_title": "reader",
+    "Title": "dvd", "DiscError": "dvd", "list_titles": "dvd", "choose_title": "dvd",
+    "read_title": "reader", "Disc": "reader",
     "probe_title": "probe",
     "join_vobs": "voblist", "concat_files": "voblist",
     "extract_subtitles": "subtitles",

@@ -12,11 +12,13 @@ import json
 import re
 import struct
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..run.records import Record
+
 SECTOR = 2048
-_VOB = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
+VOB_NAME = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
 # DVD "MPEG-1" audio is Layer II (Layer I is not allowed on DVD-Video); 3 is MPEG-2 with extension
 _AUDIO_CODECS = {0: "ac3", 2: "mp2", 3: "mp2", 4: "pcm_dvd", 6: "dts"}
 
@@ -26,7 +28,7 @@ class DiscError(ValueError):
 
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(Record):
     """One cell of a title as the PGC plays it (PGC order, one angle)."""
 
     vob_id: int
@@ -37,7 +39,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class AudioStream:
+class AudioStream(Record):
     index: int  # logical DVD audio stream number, 0-based
     stream_id: int  # MPEG-PS stream id in the VOBs (0x80 = first AC3), for `-map 0:i:0x80`
     codec: str  # FFmpeg codec name: ac3, dts, pcm_dvd, mp1, mp2
@@ -52,39 +54,10 @@ class AudioStream:
 
 
 @dataclass(frozen=True)
-class SubtitleStream:
+class SubtitleStream(Record):
     index: int  # logical DVD subpicture stream number, 0-based
     stream_id: int  # MPEG-PS sub-stream id (0x20 + the PGC's subpicture control number for the display)
     language: str | None
-
-
-@dataclass(frozen=True)
-class Title:
-    """The main title of a disc.
-
-    ``vobs`` are the title set's VOBs VTS_xx_1..N in playback order (never VTS_xx_0, the
-    menu).  When a title set holds several titles the VOBs hold them all; ``cells`` then
-    gives the main title's sector ranges inside the concatenated VOBs.  ``source`` says
-    where the facts came from: "ifo", "bup" (the backup copy) or "vob-size" (no IFOs:
-    the largest title set was taken, languages and chapters are unknown).
-    """
-
-    vobs: tuple[Path, ...]
-    title: int | None  # 1-based title number on the disc, None without IFOs
-    vts: int  # title set number, the xx of VTS_xx_y.VOB
-    duration: float | None  # seconds
-    audio: tuple[AudioStream, ...] = ()
-    subtitles: tuple[SubtitleStream, ...] = ()
-    chapters: tuple[float, ...] = ()  # chapter start times in seconds, first is 0.0
-    cells: tuple[tuple[int, int], ...] = ()  # (first, last) sector of each cell played, PGC order
-    source: str = "ifo"
-    aspect: str | None = None  # "4:3" or "16:9" as the IFO declares it
-    system: str | None = None  # "ntsc" or "pal" as the IFO declares it
-
-    @property
-    def concat_url(self) -> str:
-        """FFmpeg input URL that reads the VOBs as one stream (``concat:`` protocol)."""
-        return "concat:" + "|".join(str(v) for v in self.vobs)
 
 
 def _video_ts_dir(path: Path) -> Path:
@@ -105,7 +78,7 @@ def _files(folder: Path) -> dict[str, Path]:
 
 def _vobs(folder: Path, vts: int) -> tuple[Path, ...]:
     files = _files(folder)
-    parts = sorted(int(m.group(2)) for name in files if (m := _VOB.match(name))
+    parts = sorted(int(m.group(2)) for name in files if (m := VOB_NAME.match(name))
                    and int(m.group(1)) == vts and m.group(2) != "0")
     if not parts:
         raise DiscError(f"{folder}: title set {vts} has no VTS_{vts:02d}_1.VOB")
@@ -297,22 +270,32 @@ def _streams(vts: bytes, audio_control: list[int] | None = None, subpicture_cont
 
 
 @dataclass(frozen=True)
-class TitleInfo:
-    """One title of a disc as a player would play it, for choosing titles (one title or every episode)."""
+class Title(Record):
+    """One title of a disc as a player plays it: the one title record, for choosing titles (one title or
+    every episode) and, once read_title has chosen, for every later step (read_title writes it).
 
-    number: int  # 1-based title number on the disc (`-title N` of FFmpeg's dvdvideo, `title_number: N`)
-    vts: int
+    ``source`` says where the facts came from: "ifo", "bup" (the backup copy) or "vob-size" (no IFOs: the
+    title set with the most bytes was taken; number, duration, languages and chapters are unknown).
+    ``vobs`` are the title set's VOBs VTS_xx_1..N in play order (never VTS_xx_0, the menu), filled in by
+    `find_title`; a title set may hold several titles, whose ``cells`` say which sectors each plays.
+    """
+
+    what = "disc title"
+
+    number: int | None  # 1-based title number on the disc (`-title N` of FFmpeg's dvdvideo, `title_number: N`)
+    vts: int  # title set number, the xx of VTS_xx_y.VOB
     angles: int
-    duration: float  # seconds, the chosen angle's cells
+    duration: float | None  # seconds, the chosen angle's cells
     cells: tuple[Cell, ...]  # PGC order, one angle
-    chapters: tuple[float, ...]
+    chapters: tuple[float, ...]  # chapter start times in seconds, first is 0.0
     audio: tuple[AudioStream, ...] = ()
     subtitles: tuple[SubtitleStream, ...] = ()
     palette: tuple[tuple[int, int, int], ...] = ()  # 16 (Y, Cr, Cb)
-    aspect: str | None = None
-    system: str | None = None
+    aspect: str | None = None  # "4:3" or "16:9" as the IFO declares it
+    system: str | None = None  # "ntsc" or "pal" as the IFO declares it
     line21: bool = False  # the IFO says the video carries closed captions
     source: str = "ifo"
+    vobs: tuple[Path, ...] = ()
 
     @property
     def unique_duration(self) -> float:
@@ -322,8 +305,13 @@ class TitleInfo:
             seen.setdefault((cell.first_sector, cell.last_sector), cell.seconds)
         return round(sum(seen.values()), 3)
 
+    @property
+    def concat_url(self) -> str:
+        """FFmpeg input URL that reads the VOBs as one stream (``concat:`` protocol)."""
+        return "concat:" + "|".join(str(v) for v in self.vobs)
 
-def _ifo_titles(folder: Path, angle: int = 1) -> list[TitleInfo]:
+
+def _ifo_titles(folder: Path, angle: int = 1) -> list[Title]:
     vmg, vmg_source = _read_ifo(folder, "VIDEO_TS", b"DVDVIDEO-VMG")
     titles = []
     for entry in _titles(vmg, folder):
@@ -334,19 +322,19 @@ def _ifo_titles(folder: Path, angle: int = 1) -> list[TitleInfo]:
         except (struct.error, IndexError, ZeroDivisionError, StopIteration):
             raise DiscError(f"{folder}: VTS_{entry.vts:02d}_0 tables for title {entry.number} are damaged") from None
         line21 = streams.pop("line21")
-        titles.append(TitleInfo(number=entry.number, vts=entry.vts, angles=entry.angles,
+        titles.append(Title(number=entry.number, vts=entry.vts, angles=entry.angles,
                                 line21=line21["field1"] or line21["field2"],
                                 source="bup" if "bup" in (source, vmg_source) else "ifo", **facts, **streams))
     return titles
 
 
-def list_titles(video_ts: Path, *, angle: int = 1) -> list[TitleInfo]:
+def list_titles(video_ts: Path, *, angle: int = 1) -> list[Title]:
     """Every title of a disc with IFOs (or their .BUP copies), in title-number order, as a player plays it:
     duration, cells in PGC order for `angle`, chapters, streams with their ids and languages, palette."""
     return _ifo_titles(_video_ts_dir(video_ts), angle)
 
 
-def choose_title(titles: list[TitleInfo], title_number: int | str = "auto") -> tuple[TitleInfo, str]:
+def choose_title(titles: list[Title], title_number: int | str = "auto") -> tuple[Title, str]:
     """The title to master and why: `title_number` N, or for `auto` the main feature, the title with the
     most distinct picture (a decoy looping a few cells is long, but not in distinct picture); ties go to
     the lower number."""
@@ -372,14 +360,7 @@ def choose_title(titles: list[TitleInfo], title_number: int | str = "auto") -> t
 
 def _from_ifos(folder: Path, title_number: int | str = "auto", angle: int = 1) -> Title:
     info, _ = choose_title(_ifo_titles(folder, angle), title_number)
-    return _title_of(folder, info)
-
-
-def _title_of(folder: Path, info: TitleInfo) -> Title:
-    return Title(vobs=_vobs(folder, info.vts), title=info.number, vts=info.vts, duration=info.duration,
-                 audio=info.audio, subtitles=info.subtitles, chapters=info.chapters,
-                 cells=tuple((c.first_sector, c.last_sector) for c in info.cells), source=info.source,
-                 aspect=info.aspect, system=info.system)
+    return replace(info, vobs=_vobs(folder, info.vts))
 
 
 def _probe_streams(vobs: tuple[Path, ...], ffprobe: str) -> dict:
@@ -406,7 +387,7 @@ def _probe_streams(vobs: tuple[Path, ...], ffprobe: str) -> dict:
 def _from_vob_sizes(folder: Path, ffprobe: str | None) -> Title:
     sizes: dict[int, int] = {}
     for name, path in _files(folder).items():
-        m = _VOB.match(name)
+        m = VOB_NAME.match(name)
         # VTS_xx_0.VOB is the title set's menu, never part of a title
         if m and m.group(2) != "0":
             sizes[int(m.group(1))] = sizes.get(int(m.group(1)), 0) + path.stat().st_size
@@ -415,7 +396,7 @@ def _from_vob_sizes(folder: Path, ffprobe: str | None) -> Title:
     vts = max(sizes, key=lambda n: (sizes[n], -n))
     vobs = _vobs(folder, vts)
     facts = _probe_streams(vobs, ffprobe) if ffprobe else {"duration": None}
-    return Title(vobs=vobs, title=None, vts=vts, source="vob-size", **facts)
+    return Title(None, vts, 1, facts.pop("duration"), (), (), source="vob-size", vobs=vobs, **facts)
 
 
 def find_title(video_ts: Path, *, ffprobe: str | None = "ffprobe", title_number: int | str = "auto",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..run import media
 from ..run.errors import RemasterError
+from .reader import Disc
 from .subtitles import count_forced, has_closed_captions
 
 
@@ -119,50 +120,16 @@ def probe_title(title: Path) -> tuple[dict, list[float]]:
     return description, timestamps
 
 
-def disc_facts(source, log, *, title_number: int | str = "auto", angle: int = 1) -> dict:
-    """What the IFOs say about the title read_title read (languages by stream id, chapters, name), when
-    there are IFOs."""
-    import tempfile
-
-    from .dvd import DiscError, iso_ifos
-    from .source import resolve_source, video_ts_folder
-
-    if isinstance(source, (list, tuple)):
+def disc_facts(disc: Disc | None) -> dict:
+    """What the disc's IFOs say about the title read_title chose and read (languages by stream id, chapters,
+    name), as plan_disc reads it; {} for a source that is not a disc (read_title did not run, or VOB files)."""
+    if disc is None or disc.title is None:
         return {}
-    kind = resolve_source(source).kind
-    if kind == "iso":  # a DVD image: its IFOs, copied out of it, say the same
-        with tempfile.TemporaryDirectory() as ifos:
-            try:
-                facts = _ifo_facts(iso_ifos(Path(source), Path(ifos)), log, title_number, angle, image=True)
-            except DiscError as error:
-                log.warning("%s", error)
-                return {}
-        return {**facts, "name": Path(source).stem.replace("_", " ").strip() or None} if facts else {}
-    if not Path(source).is_dir():
-        return {}
-    return _ifo_facts(video_ts_folder(Path(source)), log, title_number, angle)
-
-
-def _ifo_facts(folder: Path, log, title_number: int | str, angle: int, *, image: bool = False) -> dict:
-    """The chosen title's IFO facts; `image`: `folder` holds only the IFOs copied out of a DVD image."""
-    from .dvd import DiscError, Title, choose_title, find_title, list_titles
-
-    try:
-        if image:  # no VOBs beside these IFOs: the title's facts straight from its table
-            info = choose_title(list_titles(folder, angle=angle), title_number)[0]
-            title = Title(vobs=(), title=info.number, vts=info.vts, duration=info.duration, audio=info.audio,
-                          subtitles=info.subtitles, chapters=info.chapters, source=info.source,
-                          aspect=info.aspect, system=info.system)
-        else:
-            title = find_title(folder, ffprobe=None, title_number=title_number, angle=angle)
-    except DiscError as error:
-        log.warning("%s", error)
-        return {}
-    name_dir = folder.parent if folder.name.upper() == "VIDEO_TS" else folder
-    facts = {
-        "name": name_dir.name.replace("_", " ").strip() or None,
+    title = disc.title
+    return {
+        "name": disc.name,
         "read_from": title.source,
-        "title_number": title.title,
+        "title_number": title.number,
         "vts": title.vts,
         "duration": title.duration,
         "aspect": title.aspect,
@@ -172,7 +139,3 @@ def _ifo_facts(folder: Path, log, title_number: int | str, angle: int, *, image:
         "audio_languages": {a.probe_id: a.language for a in title.audio if a.language},
         "subtitle_languages": {f"0x{s.stream_id:x}": s.language for s in title.subtitles if s.language},
     }
-    log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",
-             title.title, title.vts, title.source, len(title.audio), len(title.subtitles), len(title.chapters))
-    return facts
-

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.files import atomic_output
-from .dvd import DiscError, TitleInfo, choose_title, list_titles
+from ..run.records import Record
+from .dvd import VOB_NAME, DiscError, Title, choose_title, list_titles
 from .voblist import join_vobs
 
 # Matroska holds these DVD audio codings as they are on the disc
@@ -51,7 +53,29 @@ def _dvd_streams(folder: Path, title: int, angle: int, *, trim: bool = True) -> 
     return json.loads(result.stdout)
 
 
-def pick_title(folder: Path, title_number: int | str, angle: int, log: logging.Logger) -> TitleInfo:
+@dataclass(frozen=True)
+class Disc(Record):
+    """The disc the title file came from, as read_title chose and read it: the disc's name and the title's
+    record (its IFO facts; a rip without IFOs: its title set and VOBs). Written by read_title beside the
+    title file; the probe reads it and never chooses a title again. VOB files that are not a disc: all None."""
+
+    what = "disc"
+
+    name: str | None = None  # the disc's folder or image name, for the master's title
+    title: Title | None = None
+
+
+def disc_name(path: Path) -> str | None:
+    """The name a disc's folder (VIDEO_TS's parent) or image file gives the master."""
+    path = Path(path)
+    if path.is_file():
+        name = path.stem
+    else:
+        name = (path.parent if path.name.upper() == "VIDEO_TS" else path).name
+    return name.replace("_", " ").strip() or None
+
+
+def pick_title(folder: Path, title_number: int | str, angle: int, log: logging.Logger) -> Title:
     """The title to read, with the reason logged; an angle the title does not have is a one-line error."""
     try:
         info, reason = choose_title(list_titles(folder, angle=angle), title_number)
@@ -67,7 +91,7 @@ def pick_title(folder: Path, title_number: int | str, angle: int, log: logging.L
 
 
 def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto", angle: int = 1,
-                   log: logging.Logger, image: Path | None = None) -> TitleInfo:
+                   log: logging.Logger, image: Path | None = None) -> Title:
     """Write title `title_number` (auto: the main feature) of a VIDEO_TS folder, angle `angle`, to `out`
     (Matroska): the video, every audio and subpicture stream the title's PGC enables, its chapters.
 
@@ -103,11 +127,13 @@ def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto",
 
 
 def read_title(source, out: Path, *, title_number: int | str = "auto", angle: int = 1,
-               log: logging.Logger) -> None:
-    """read_title's work for any source that needs it: a DVD title (dvdvideo), or VOB files joined."""
+               log: logging.Logger) -> Disc:
+    """read_title's work for any source that needs it: a DVD title (dvdvideo), or VOB files joined. Returns
+    the disc record: the one place the title is chosen (`pick_title`) says which, and later steps read it."""
     log.info("ffmpeg: %s", media.version())
     if source.kind == "video_ts":
-        read_dvd_title(source.folder, out, title_number=title_number, angle=angle, log=log)
+        info = read_dvd_title(source.folder, out, title_number=title_number, angle=angle, log=log)
+        disc = Disc(disc_name(source.folder), info)
     elif source.kind == "iso":
         import tempfile
 
@@ -120,11 +146,26 @@ def read_title(source, out: Path, *, title_number: int | str = "auto", angle: in
             except DiscError as error:
                 raise RemasterError(str(error)) from None
             log.info("%s: a DVD image; its IFOs read from the image, the title by FFmpeg's dvdvideo", image)
-            read_dvd_title(folder, out, title_number=title_number, angle=angle, log=log, image=image)
+            info = read_dvd_title(folder, out, title_number=title_number, angle=angle, log=log, image=image)
+        disc = Disc(disc_name(image), info)
     else:
         if str(title_number) != "auto" or angle != 1:
             log.warning("title_number and angle apply to a VIDEO_TS folder; %s are plain VOB files",
                         ", ".join(p.name for p in source.parts))
         log.info("joining %d VOBs: %s", len(source.parts), ", ".join(p.name for p in source.parts))
         join_vobs(list(source.parts), out, log=log)
+        # a rip's folder without IFOs (resolve_source took its largest title set): the title set, no IFO facts
+        disc = Disc(disc_name(source.folder), vob_title(source.parts)) if source.folder else Disc()
     log.info("wrote %s (%d bytes)", out, out.stat().st_size)
+    if disc.title is not None:
+        title = disc.title
+        log.info("disc: title %s of VTS %s read from %s: %s audio, %s subtitle streams, %d chapters",
+                 title.number, title.vts, title.source, len(title.audio), len(title.subtitles), len(title.chapters))
+    return disc
+
+
+def vob_title(vobs) -> Title:
+    """The title record of a rip's VOBs without IFOs: their title set; what the IFOs would say is unknown."""
+    match = VOB_NAME.match(Path(vobs[0]).name)
+    return Title(None, int(match.group(1)) if match else 1, 1, None, (), (), source="vob-size",
+                 vobs=tuple(Path(v) for v in vobs))

@@ -4,14 +4,13 @@ file, or a drive's device), VOB files (one or several), or any video file."""
 from __future__ import annotations
 
 import ctypes.util
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..run.errors import RemasterError
+from .dvd import VOB_NAME
 
-VOB_NAME = re.compile(r"^VTS_(\d\d)_(\d)\.VOB$", re.IGNORECASE)
 IMAGE_SUFFIXES = (".iso", ".img")  # DVD images as ddrescue, dd, ImgBurn and k3b write them
 
 

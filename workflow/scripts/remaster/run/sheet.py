@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from ..disc import dvd
-from ..disc.dvd import TitleInfo
+from ..disc.dvd import Title
 from ..disc.source import Source, resolve_source
 from .errors import RemasterError
 from .settings import Settings, from_config
@@ -47,7 +47,7 @@ def disc_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "disc"
 
 
-def list_titles(video_ts: Path) -> list[TitleInfo]:
+def list_titles(video_ts: Path) -> list[Title]:
     """Every title of a DVD folder as a player plays it (remaster.dvd), a one-line error for damaged IFOs."""
     try:
         return dvd.list_titles(Path(video_ts))
@@ -55,11 +55,11 @@ def list_titles(video_ts: Path) -> list[TitleInfo]:
         raise RemasterError(str(error)) from None
 
 
-def _sectors(title: TitleInfo) -> set[tuple[int, int]]:
+def _sectors(title: Title) -> set[tuple[int, int]]:
     return {(cell.first_sector, cell.last_sector) for cell in title.cells}
 
 
-def episodes(titles: list[TitleInfo], min_seconds: float) -> list[TitleInfo]:
+def episodes(titles: list[Title], min_seconds: float) -> list[Title]:
     """The episode-like titles: not shorter than `min_seconds`, and not a "play all" title.
 
     A "play all" title plays cells that two or more other titles of its title set play one by one; its
