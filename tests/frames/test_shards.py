@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import subprocess
+
+import pytest
 
 from remaster.disc.probe import probe_title
 from remaster.disc.voblist import concat_files
 from remaster.frames import shards
 from remaster.run import records
+from remaster.run.errors import RemasterError
 
 
 def test_each_shard_is_cut_frame_exactly(tmp_path, demo_disc):
@@ -43,6 +47,26 @@ def test_each_shard_is_cut_frame_exactly(tmp_path, demo_disc):
         for k in range(records.shard_count(24, 7)):
             start, end = records.shard_bounds(24, 7, k)
             cut = shards.plan_cut(prepared, start, end, facts["fps"], logging.getLogger("test"))
-            assert cut["method"] == "seek", cut  # the prepared title's clock is its rate's
-            pieces += rgb_frames({**cut, "method": method})
+            assert cut.method == "seek", cut  # the prepared title's clock is its rate's
+            pieces += rgb_frames(dataclasses.replace(cut, method=method))
         assert pieces == whole, method
+
+
+@pytest.mark.unit
+def test_the_cut_record_round_trips_and_a_damaged_one_is_named(tmp_path):
+    """extract_shard writes the cut, upscale_shard reads it back: the same fields, the keys other tools read."""
+    path = tmp_path / "0001.json"
+    cut = shards.Cut(start=7, end=17, method="seek", seek=0.26, context=(3, 0))
+    cut.dump(path)
+    assert shards.Cut.load(path) == cut
+    assert records.read_json(path) == {"start": 7, "end": 17, "method": "seek", "seek": 0.26, "context": [3, 0]}
+    first = shards.Cut(start=0, end=7, method="select", seek=None)
+    first.dump(path)
+    assert shards.Cut.load(path) == first and shards.cut_input_args(first)[2] == "select='between(n,0,6)'"
+    path.write_text('{"start": 7, "end"')
+    with pytest.raises(RemasterError, match=r"^\S*0001\.json: cannot read") as error:
+        shards.Cut.load(path)
+    assert "\n" not in str(error.value)
+    path.write_text('{"start": 7}')
+    with pytest.raises(RemasterError, match=r"0001\.json: not a shard cut record"):
+        shards.Cut.load(path)

@@ -121,16 +121,16 @@ def test_architecture(name, tmp_path, shard):
         return
 
     # the start-up check: loads through the run path, proves the GPU's precisions on the CPU
-    entry = check_chain([ModelStep(path)])["steps"][0]
-    chosen = entry["proven_precision"]
-    claimed = entry["precisions"]
-    result = {"architecture": entry["architecture"], "scale": entry["scale"], "claims": claimed,
-              "chosen": chosen, "channels": [entry["input_channels"], entry["output_channels"]],
+    entry = check_chain([ModelStep(path)]).steps[0]
+    chosen = entry.proven_precision
+    claimed = list(entry.precisions)
+    result = {"architecture": entry.architecture, "scale": entry.scale, "claims": claimed,
+              "chosen": chosen, "channels": [entry.input_channels, entry.output_channels],
               "refused": {}, "difference": {}}
 
     reference = load_chain_steps([ModelStep(path, precision="fp32")], device="cpu")
     shots = {size: frames(*size) for size in SIZES}
-    scale = entry["scale"]
+    scale = entry.scale
     references = {}
     for size, shot in list(shots.items()):
         try:

@@ -110,8 +110,8 @@ def test_an_explicit_precision_that_does_not_run_is_one_line_naming_model_step_d
 def test_start_up_check_records_the_proven_precision(tmp_path):
     path = save(swin2sr(), tmp_path / "swin2sr.safetensors")
     report = check_chain([ModelStep(path)])
-    step = report["steps"][0]
-    assert step["proven_precision"] == "bf16" and step["proven_on"] == "cpu"
+    step = report.steps[0]
+    assert step.proven_precision == "bf16" and step.proven_on == "cpu"
 
 
 @pytest.mark.unit

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from remaster.models.check import check_chain, main
+from remaster.models.check import ModelsReport, check_chain, main
 from remaster.models.loading import load_chain, load_chain_steps, load_model, luma
 from remaster.run.errors import RemasterError
 from remaster.run.settings import ModelStep, UpscaleSettings, model_steps
@@ -137,9 +137,29 @@ def test_config_steps_parse_and_make_only_pixel_options_stale(doubler):
 
 def test_scale_beyond_the_chain_is_refused(doubler):
     report = check_chain([ModelStep(doubler)], scale=1.5)
-    assert report["chain_scale"] == 2 and report["steps"][0]["architecture"] == "RealESRGAN Compact"
+    assert report.chain_scale == 2 and report.steps[0].architecture == "RealESRGAN Compact"
     with pytest.raises(RemasterError, match=r"asks ×4 but the chain \(x2.safetensors\) gives ×2"):
         check_chain([ModelStep(doubler)], scale=4)
+
+
+@pytest.mark.unit
+def test_models_report_round_trips_and_a_damaged_one_is_named(tmp_path, doubler):
+    """check_models writes the report, the report reads it back: the same typed steps, the same keys as before."""
+    report = check_chain([ModelStep(doubler, tile=64)], scale=1.5)
+    path = tmp_path / "models.json"
+    report.dump(path)
+    assert ModelsReport.load(path) == report
+    data = json.loads(path.read_text())
+    assert (data["chain_scale"], data["scale"], data["steps"][0]["scale"]) == (2, 1.5, 2)
+    assert data["steps"][0]["options"] == {"precision": "auto", "tile": 64, "tile_overlap": None}
+    assert {"file", "architecture", "precisions", "proven_precision", "proven_on"} <= set(data["steps"][0])
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(RemasterError, match=r"^\S*models\.json: cannot read") as error:
+        ModelsReport.load(path)
+    assert "\n" not in str(error.value)
+    path.write_text('{"steps": [{"file": "x2.safetensors"}], "chain_scale": 2, "scale": 2}')
+    with pytest.raises(RemasterError, match=r"models\.json: not a models report record"):
+        ModelsReport.load(path)
 
 
 def test_unrecognised_file_is_one_line_error(tmp_path):
@@ -199,9 +219,9 @@ def test_colorization_adds_chroma_and_keeps_luma(ddcolor, doubler):
 
 def test_ddcolor_inspects_with_its_licence_and_refuses_fp16(ddcolor):
     report = check_chain([ModelStep(ddcolor)])
-    step = report["steps"][0]
-    assert step["architecture_id"] == "DDColor" and step["input_channels"] == 1 and "fp16" not in step["precisions"]
-    assert "DDColor" in step["licence"]
+    step = report.steps[0]
+    assert step.architecture_id == "DDColor" and step.input_channels == 1 and "fp16" not in step.precisions
+    assert "DDColor" in step.licence
     with pytest.raises(RemasterError, match=r"models\[1\]\.precision: fp16 is not supported by DDColor"):
         check_chain([ModelStep(ddcolor, precision="fp16")])
 
@@ -236,9 +256,11 @@ def test_check_models_rule_records_the_chain(tmp_path, demo_disc, doubler, inver
     write_config(tmp_path, source=str(demo_disc), output="results/film.mkv", shard_frames=12, scale=2,
                  models=[str(inverter), {"path": str(doubler), "tile": 64, "precision": "fp32"}])
     snakemake(tmp_path, "--cores", "1", report)
-    checked = json.loads((tmp_path / report).read_text())
-    assert checked["chain_scale"] == 2 and [step["scale"] for step in checked["steps"]] == [1, 2]
-    assert checked["steps"][1]["options"] == {"precision": "fp32", "tile": 64, "tile_overlap": None}
+    checked = ModelsReport.load(tmp_path / report)
+    assert checked.chain_scale == 2 and [step.scale for step in checked.steps] == [1, 2]
+    assert checked.steps[1].options == {"precision": "fp32", "tile": 64, "tile_overlap": None}
+    # the keys the report and other tools read
+    assert set(json.loads((tmp_path / report).read_text())) == {"steps", "chain_scale", "scale"}
     write_config(tmp_path, source=str(demo_disc), output="results/film.mkv", shard_frames=12, scale=3,
                  models=[str(inverter), str(doubler)])
     result = snakemake(tmp_path, "--cores", "1", report, check=False)

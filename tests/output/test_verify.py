@@ -15,7 +15,8 @@ import pytest
 
 from remaster.frontend.plan import Plan, make_plan
 from remaster.output.flicker import FlickerMeter, summary
-from remaster.output.verify import expectations, verify_master
+from remaster.output.verify import Check, Flicker, LostPictures, Verification, expectations, verify_master
+from remaster.run.errors import RemasterError
 from remaster.run.records import Prepared
 from remaster.run.settings import FrontEndSettings
 from support.workflow import snakemake, write_config
@@ -55,12 +56,18 @@ def remux(workdir: Path, name: str, *args: str) -> Path:
 
 
 def test_the_workflow_verified_its_master(run):
-    report = json.loads((run / RESULTS / "verify_master" / "verify.json").read_text())
-    assert report["ok"] is True
-    names = {check["name"] for check in report["checks"]}
+    path = run / RESULTS / "verify_master" / "verify.json"
+    report = Verification.load(path)
+    assert report.ok and report.master.endswith("my disc.mkv")
+    names = {check.name for check in report.checks}
     assert {"frame_count", "decodes_cleanly", "duration", "audio_tracks", "audio_0", "audio_1", "chapters",
             "display_aspect"} <= names
-    assert all(check["ok"] for check in report["checks"])
+    assert all(check.ok for check in report.checks)
+    assert [shard.shard for shard in report.flicker.shards] == ["0000", "0001", "0002"]
+    # the keys whoever reads the file without remaster finds
+    written = json.loads(path.read_text())
+    assert written["ok"] is True and set(written) == {"master", "ok", "checks", "source_damage", "flicker"}
+    assert set(written["flicker"]) == {"overall", "shards"} and "motion_ratio" in written["flicker"]["overall"]
     assert "every check passed" in (run / "logs" / "my_disc" / "verify_master.log").read_text()
 
 
@@ -134,14 +141,42 @@ def test_pictures_lost_to_source_damage_are_expected_and_named():
              "repeated_frames": 6, "dropped_frames": 0}
     damaged = expectations(probe, plan, Prepared.from_facts(facts, 100))
     assert damaged.lost_frames == 5 and abs(damaged.duration - 355 * 1001 / 30000) < 1e-6
-    from remaster.output.verify import Verification, _damage
+    from remaster.output.verify import _damage
 
     result = Verification("damaged.mkv", source_damage=_damage(damaged, facts))
-    assert [d["pictures"] for d in result.source_damage] == [6, 5]
+    assert [d.pictures for d in result.source_damage] == [6, 5]
     assert result.damage_line().startswith("damaged.mkv: 11 pictures lost to source damage")
     # without a record of damage the same shortfall stays a failure: nothing logged, nothing excused
     clean = expectations(probe, plan, Prepared.from_facts({**facts, "damaged": [], "repeated_frames": 0}, 100))
     assert clean.lost_frames == 0 and clean.duration == 12.012
+
+
+@pytest.mark.unit
+def test_verification_record_round_trips_and_a_damaged_one_is_named(tmp_path):
+    """verify_master writes the verification, the report reads it back typed: checks, lost pictures, flicker."""
+    meter = FlickerMeter([("0000", 0, 3), ("0001", 3, 5)])
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        frame = rng.integers(0, 255, (8, 8), dtype=np.uint8)
+        meter.add(frame, frame.copy())
+    result = Verification("master.mkv", (Check("frame_count", True, 5, 5, "frame_count is 5"),
+                                         Check("chapters", False, [0.0, 1.5], [0.0], "chapters: one missing")),
+                          (LostPictures(2.94, 3.14, 6), LostPictures(None, None, 5)), Flicker.of(meter.result()))
+    path = tmp_path / "verify.json"
+    result.dump(path)
+    loaded = Verification.load(path)
+    assert loaded == result and not loaded.ok and loaded.failure_line() == result.failure_line()
+    assert loaded.damage_line() == result.damage_line() and loaded.flicker.overall["frames"] == 5
+    written = json.loads(path.read_text())
+    assert written["ok"] is False and written["flicker"]["shards"][1]["first_frame"] == 3
+    assert written["source_damage"][1] == {"start": None, "end": None, "pictures": 5}
+    path.write_text(path.read_text()[:50])
+    with pytest.raises(RemasterError, match=r"^\S*verify\.json: cannot read") as error:
+        Verification.load(path)
+    assert "\n" not in str(error.value)
+    path.write_text('{"master": "master.mkv", "checks": [{"name": "frame_count"}]}')
+    with pytest.raises(RemasterError, match=r"verify\.json: not a verification record"):
+        Verification.load(path)
 
 
 def test_flicker_is_measured_per_shard(run):

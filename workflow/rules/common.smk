@@ -267,7 +267,7 @@ def check_models_at_start():
                     scale=upscale.scale,
                     precision=upscale.precision,
                     tile=upscale.tile,
-                )["scale"]
+                ).scale
             if master.settings.interpolate.enabled:
                 from remaster.models.rife import load_ifnet
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from remaster.frames.shards import plan_cut
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, write_json
+from remaster.run.records import Prepared
 
 log = step_logger("extract_shard", snakemake.log[0])
 with reported(log):
@@ -13,4 +13,4 @@ with reported(log):
     # the temporal stage's neighbours beyond the shard's edges (0 when it is off)
     cut = plan_cut(Path(snakemake.input.prepared), shard.start, shard.end, prepared.fps, log,
                    context=snakemake.params.context, total=prepared.frame_count)
-    write_json(snakemake.output.shard, cut)
+    cut.dump(snakemake.output.shard)

@@ -6,9 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from remaster.frames.engine import upscale_file
+from remaster.frames.shards import Cut
 from remaster.frontend.plan import Plan
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, read_json
+from remaster.run.records import Prepared
 
 log = step_logger("upscale_shard", snakemake.log[0])
 if "SLURM_JOB_ID" in os.environ or "CUDA_VISIBLE_DEVICES" in os.environ:
@@ -20,7 +21,7 @@ with reported(log):
     prepared = Prepared.load(snakemake.input.facts)
     shard = prepared.shard(snakemake.wildcards.shard)
     # the shard's frames, read from the prepared title as extract_shard found they can be
-    cut = read_json(snakemake.input.shard)
+    cut = Cut.load(snakemake.input.shard)
     result = upscale_file(
         Path(snakemake.input.prepared),
         Path(snakemake.output.shard),

@@ -1,6 +1,5 @@
 """Snakemake adapter: check the master against the probe (a failure stops the workflow) and measure flicker."""
 
-import json
 from pathlib import Path
 
 from remaster.frontend.plan import Plan
@@ -21,9 +20,7 @@ with reported(log):
                            prepared=prepared, prepared_file=Path(snakemake.input.prepared),
                            retimed=snakemake.params.retimed,
                            interpolation_factor=snakemake.params.get("interpolation_factor", 1))
-    shards = [s.as_dict() for s in result.flicker]
-    overall = remaster_flicker.summary(result.flicker)
-    document = {**result.as_dict(), "flicker": {"overall": overall, "shards": shards}}
+    overall = result.flicker.overall
     for check in result.checks:
         log.info("%-16s %s", check.name, "ok" if check.ok else f"FAILED: {check.message}")
     if result.source_damage:
@@ -31,12 +28,12 @@ with reported(log):
     log.info("flicker: motion ratio %s, static-region ratio %s (master ÷ source)", overall["motion_ratio"],
              overall["static_ratio"])
     if not result.ok:
-        log.info("%s", json.dumps(document, indent=2))
+        log.info("%s", result.as_text())
         raise RemasterError(result.failure_line())
     with atomic_output(Path(snakemake.output.flicker)) as tmp:
-        tmp.write_text(remaster_flicker.to_tsv(result.flicker))
+        tmp.write_text(remaster_flicker.to_tsv(result.flicker.shards))
     with atomic_output(Path(snakemake.output.html)) as tmp:
-        tmp.write_text(verify_page(result.as_dict(), shards, overall))
-    with atomic_output(Path(snakemake.output.verify)) as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        tmp.write_text(verify_page(result))
+    # the record the report and other tools read (`Verification.load`)
+    result.dump(snakemake.output.verify)
     log.info("%s: every check passed", snakemake.input.master)

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ..run import media
 from ..run.errors import RemasterError
+from ..run.records import Record
+
+
+@dataclass(frozen=True)
+class Cut(Record):
+    """How the upscale job reads frames [start, end) of the prepared title: written by extract_shard
+    (`plan_cut`), read by upscale_shard (`Cut.load`) and handed to the decoder (`cut_input_args`)."""
+
+    what = "shard cut"
+
+    start: int  # the frames read, the temporal stage's context frames included
+    end: int
+    method: str  # "seek": a seek to `seek` s, then end - start frames; "select": chosen by number from a full decode
+    seek: float | None  # None: read from the first frame
+    context: tuple[int, int] = (0, 0)  # [before, after]: how many of the frames read lie outside the shard
 
 
 def read_range(start: int, end: int, total: int, context: int) -> tuple[int, int]:
@@ -20,12 +36,12 @@ def read_range(start: int, end: int, total: int, context: int) -> tuple[int, int
 
 
 def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger, *, context: int = 0,
-             total: int | None = None) -> dict:
+             total: int | None = None) -> Cut:
     """How the upscale job reads frames [start, end) of the prepared title, checked without copying a frame.
 
     With `context` (the temporal stage's neighbours) it reads up to `context` frames more on each side,
-    within the title's `total` frames; the cut's "start"/"end" are then the frames read and its "context"
-    [before, after] says how many of them lie outside the shard.
+    within the title's `total` frames; the cut's `start`/`end` are then the frames read and its `context`
+    (before, after) says how many of them lie outside the shard.
 
     The prepared title is intra-only and constant-rate, so a seek to half a frame before frame `start`
     (accurate: frames before the seek time are decoded and dropped) followed by `end - start` frames is
@@ -60,17 +76,16 @@ def plan_cut(prepared: Path, start: int, end: int, fps: str, log: logging.Logger
         log.warning("frames %d-%d: the title's times are not where its rate puts them (%d of %d found from "
                     "%.3f s); the upscale selects them by number instead", start, end - 1, len(times), count,
                     times[0] if times else float("nan"))
-    return {"start": start, "end": end, "method": "seek" if exact else "select", "seek": seek,
-            "context": [shard_start - start, end - shard_end]}
+    return Cut(start, end, "seek" if exact else "select", seek, (shard_start - start, end - shard_end))
 
 
-def cut_input_args(cut: dict | None) -> tuple[list[str], list[str], str | None]:
+def cut_input_args(cut: Cut | None) -> tuple[list[str], list[str], str | None]:
     """ffmpeg arguments reading a `plan_cut` cut of a file: (before -i, after -i, a filter to put first)."""
-    if not cut:
+    if cut is None:
         return [], [], None
-    count = cut["end"] - cut["start"]
-    if cut["method"] == "seek":
-        before = ["-ss", f"{cut['seek']:.6f}"] if cut["seek"] is not None else []
+    count = cut.end - cut.start
+    if cut.method == "seek":
+        before = ["-ss", f"{cut.seek:.6f}"] if cut.seek is not None else []
         return before, ["-frames:v", str(count), "-fps_mode", "passthrough"], None
     return [], ["-frames:v", str(count), "-fps_mode", "passthrough"], \
-        f"select='between(n,{cut['start']},{cut['end'] - 1})'"
+        f"select='between(n,{cut.start},{cut.end - 1})'"

@@ -27,6 +27,7 @@ from ..models.loading import run_tiled
 from ..models.precision import AUTO_ORDER, first_that_matches
 from ..models.temporalfix import RADIUS, WINDOW, load_temporalfix
 from ..run.errors import RemasterError
+from .shards import Cut
 
 TILE_OVERLAP = 64  # the plugin's overlap at HD and above: the flow's context reaches far beyond 16 pixels
 MIN_TILE = 64  # the aligner's coarsest stage sees 1/32 of a tile
@@ -148,14 +149,14 @@ def load_stage_network(settings, device: torch.device, log: logging.Logger) -> T
     return TemporalChain(network.to(device, dtype), device, dtype)
 
 
-def for_shard(settings, cut: dict | None, frames: int, chain, size: tuple[int, int], log: logging.Logger,
+def for_shard(settings, cut: Cut | None, frames: int, chain, size: tuple[int, int], log: logging.Logger,
               label: str, finish=None, network: TemporalChain | None = None) -> TemporalStage | None:
     """The stage for one shard job (None when `temporal.strength` is 0): `cut`'s context frames are its
     neighbours; without them (a whole file, a preview) the ends of what is read are mirrored."""
     temporal = getattr(settings, "temporal", None)
     if temporal is None or not temporal.enabled:
         return None
-    before, after = (cut or {}).get("context", (0, 0))
+    before, after = cut.context if cut is not None else (0, 0)
     network = network or load_stage_network(settings, chain.device, log)
     return TemporalStage(network, size, before=int(before), after=int(after), frames=frames, log=log, label=label,
                          finish=finish)

@@ -5,6 +5,7 @@ from .. import lazy_surface
 
 _SURFACE = {
     "load_model": "loading", "load_chain": "loading", "load_chain_steps": "loading", "check_chain": "check",
+    "ModelsReport": "check", "CheckedStep": "check",
     "Chain": "loading", "run_tiled": "loading",
     "Device": "devices",
     "claim": "claims", "job_device": "claims",

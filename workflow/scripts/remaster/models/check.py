@@ -8,11 +8,13 @@ import json
 import logging
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from spandrel import ImageModelDescriptor
 
 from ..run.errors import RemasterError
+from ..run.records import Record
 from ..run.settings import ModelStep
 from .loading import DTYPE_NAMES, EXTRA_ARCHES, choose_device, licence, load_chain_steps, load_model
 from .precision import supported_precisions
@@ -39,8 +41,46 @@ def describe(descriptor: ImageModelDescriptor, path: Path | None = None) -> dict
     }
 
 
+@dataclass(frozen=True)
+class CheckedStep(Record):
+    """One step of the chain as the start-up check found it: the file's facts (`describe`), the step's own
+    options as configured, and the precision the run path proved on `proven_on`."""
+
+    what = "checked model step"
+
+    file: str
+    architecture: str
+    architecture_id: str
+    purpose: str
+    scale: int
+    input_channels: int
+    output_channels: int
+    parameters: int
+    precisions: tuple[str, ...]  # what the architecture claims
+    size_requirements: dict  # minimum, multiple_of, square
+    tiling: str
+    tags: tuple[str, ...]
+    licence: str
+    extra_arches_installed: bool
+    options: dict  # the step's own precision, tile, tile_overlap (None: the run's)
+    proven_precision: str
+    proven_on: str
+
+
+@dataclass(frozen=True)
+class ModelsReport(Record):
+    """What check_models writes (`check_models/models.json`) for the report: every step checked, the chain's
+    scale and the scale the master is made at (`scale` from the config, else the chain's)."""
+
+    what = "models report"
+
+    steps: tuple[CheckedStep, ...]
+    chain_scale: int
+    scale: float
+
+
 def check_chain(steps: list[ModelStep], scale: float | None = None, precision: str = "auto", tile: int = 0, *,
-                device: str = "cpu", log: logging.Logger | None = None) -> dict:
+                device: str = "cpu", log: logging.Logger | None = None) -> ModelsReport:
     """Load every step through the run path and prove it before a frame is decoded.
 
     Each step runs one odd-sized frame at the precisions it would try on a GPU, proven on the CPU by default
@@ -77,11 +117,11 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
     torch_device = choose_device(device)
     chain = load_chain_steps(steps, device=torch_device, precision=precision, tile=tile, log=log,
                              as_gpu=torch_device.type == "cpu")
-    for entry, run in zip(report, chain.runs, strict=True):
-        entry["proven_precision"] = DTYPE_NAMES[run.dtype]
-        entry["proven_on"] = str(torch_device)
+    checked = tuple(CheckedStep.from_dict({**entry, "proven_precision": DTYPE_NAMES[run.dtype],
+                                           "proven_on": str(torch_device)})
+                    for entry, run in zip(report, chain.runs, strict=True))
     del chain
-    return {"steps": report, "chain_scale": chain_scale, "scale": scale if scale is not None else chain_scale}
+    return ModelsReport(checked, chain_scale, scale if scale is not None else chain_scale)
 
 
 def _format(info: dict) -> str:

@@ -10,9 +10,11 @@ much as the source, above 1 that it adds flicker.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+
+from ..run.records import Record
 
 # a source pixel changing by at most this many luma levels between two frames counts as static
 STATIC_LEVELS = 2
@@ -27,8 +29,10 @@ class _Sums:
 
 
 @dataclass(frozen=True)
-class ShardFlicker:
+class ShardFlicker(Record):
     """One shard's temporal numbers; ratios are master ÷ source (None where the source does not move)."""
+
+    what = "shard flicker"
 
     shard: str
     first_frame: int
@@ -39,9 +43,6 @@ class ShardFlicker:
     source_static_noise: float | None
     master_static_noise: float | None
     static_ratio: float | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _ratio(master: float | None, source: float | None) -> float | None:

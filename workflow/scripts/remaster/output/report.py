@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the report pages import no front end at run time
     from ..frontend.plan import Plan
+    from .verify import Verification
 
 STYLE = """<style>
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
@@ -175,24 +176,25 @@ def disk_usage(results: Path, master: Path) -> list[list]:
 
 # --- verification and flicker -------------------------------------------------------------------------
 
-def verify_page(verification: dict, flicker: list[dict], overall: dict) -> str:
-    checks = [[c["name"], c["ok"], _short(c["expected"]), _short(c["found"]), "" if c["ok"] else c["message"]]
-              for c in verification["checks"]]
-    verdict = "<p class='ok'>every check passed</p>" if verification["ok"] else "<p class='fail'>FAILED</p>"
+def verify_page(verification: Verification) -> str:
+    checks = [[c.name, c.ok, _short(c.expected), _short(c.found), "" if c.ok else c.message]
+              for c in verification.checks]
+    verdict = "<p class='ok'>every check passed</p>" if verification.ok else "<p class='fail'>FAILED</p>"
     sections = [("Checks", verdict + table(["property", "result", "source", "master", "problem"], checks))]
-    if verification.get("source_damage"):
-        rows = [["–" if d["start"] is None else f"{d['start']:.2f}-{d['end']:.2f} s", d["pictures"],
-                 "the last good picture repeated" if d["start"] is not None else "not in the master's timeline"]
-                for d in verification["source_damage"]]
+    if verification.source_damage:
+        rows = [["–" if d.start is None else f"{d.start:.2f}-{d.end:.2f} s", d.pictures,
+                 "the last good picture repeated" if d.start is not None else "not in the master's timeline"]
+                for d in verification.source_damage]
         sections.append(("Pictures lost to source damage (expected: logged by prepare_title, not a failure)",
                          table(["where", "pictures", "in the master"], rows)))
-    if flicker:
+    flicker = verification.flicker
+    if flicker.shards:
         from .flicker import TSV_COLUMNS
 
         sections.append(("Temporal stability per shard (mean absolute luma change between frames, 0–255)",
-                         table(TSV_COLUMNS, [[row[c] for c in TSV_COLUMNS] for row in flicker])
-                         + table(list(overall), [list(overall.values())])))
-    return page(f"Verification of {verification['master']}", *sections)
+                         table(TSV_COLUMNS, [[getattr(row, c) for c in TSV_COLUMNS] for row in flicker.shards])
+                         + table(list(flicker.overall), [list(flicker.overall.values())])))
+    return page(f"Verification of {verification.master}", *sections)
 
 
 def _short(value) -> str:

@@ -9,10 +9,11 @@ The decode pass also measures flicker (remaster.flicker), so the master is read 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,16 +22,18 @@ import numpy as np
 from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
-from ..run.records import Prepared
-from .flicker import FlickerMeter, ShardFlicker
+from ..run.records import Prepared, Record
+from .flicker import FlickerMeter, ShardFlicker, summary
 
 DAR_TOLERANCE = 0.01  # relative
 CHAPTER_TOLERANCE = 0.002  # seconds, besides one frame: chapter times are stored to the millisecond
 
 
 @dataclass(frozen=True)
-class Check:
+class Check(Record):
     """One property: what the source says, what the master has, and whether they agree."""
+
+    what = "verification check"
 
     name: str
     ok: bool
@@ -38,17 +41,43 @@ class Check:
     found: object
     message: str
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class LostPictures(Record):
+    """Pictures the front end logged as lost to source damage: expected, named, never a failure."""
+
+    what = "lost pictures"
+
+    start: float | None  # the range prepare_title filled with the last good picture (None: not in the timeline)
+    end: float | None
+    pictures: int
 
 
-@dataclass
-class Verification:
+@dataclass(frozen=True)
+class Flicker(Record):
+    """The flicker measure: the whole title's numbers (`flicker.summary`) and each shard's."""
+
+    what = "flicker"
+
+    overall: dict
+    shards: tuple[ShardFlicker, ...] = ()
+
+    @classmethod
+    def of(cls, shards: list[ShardFlicker] | tuple[ShardFlicker, ...]) -> Flicker:
+        return cls(summary(list(shards)), tuple(shards))
+
+
+@dataclass(frozen=True)
+class Verification(Record):
+    """What verify_master found (`verify_master/verify.json`): every check, the source's lost pictures and
+    the flicker measure; `ok` is written too, for whoever reads the file without remaster."""
+
+    what = "verification"
+
     master: str
-    checks: list[Check] = field(default_factory=list)
-    flicker: list[ShardFlicker] = field(default_factory=list)
-    # pictures the front end logged as lost to source damage: expected, named, never a failure
-    source_damage: list[dict] = field(default_factory=list)
+    checks: tuple[Check, ...] = ()
+    source_damage: tuple[LostPictures, ...] = ()
+    flicker: Flicker = field(default_factory=lambda: Flicker({}))  # none measured
 
     @property
     def ok(self) -> bool:
@@ -66,16 +95,20 @@ class Verification:
         """One line naming where the source lost pictures and how many ('' when it lost none)."""
         if not self.source_damage:
             return ""
-        where = ", ".join(f"{d['pictures']} at {d['start']:.2f}-{d['end']:.2f} s (the last good one repeated)"
-                          if d["start"] is not None else f"{d['pictures']} not in the master's timeline"
+        where = ", ".join(f"{d.pictures} at {d.start:.2f}-{d.end:.2f} s (the last good one repeated)"
+                          if d.start is not None else f"{d.pictures} not in the master's timeline"
                           for d in self.source_damage)
-        total = sum(d["pictures"] for d in self.source_damage)
+        total = sum(d.pictures for d in self.source_damage)
         return (f"{self.master}: {total} pictures lost to source damage, as prepare_title logged (expected, "
                 f"not a failure): {where}")
 
     def as_dict(self) -> dict:
-        return {"master": self.master, "ok": self.ok, "checks": [c.as_dict() for c in self.checks],
-                "source_damage": self.source_damage}
+        fields = super().as_dict()
+        return {"master": fields.pop("master"), "ok": self.ok, **fields}
+
+    def as_text(self) -> str:
+        """The record as verify.json holds it, for a log."""
+        return json.dumps(self.as_dict(), indent=2)
 
 
 @dataclass(frozen=True)
@@ -381,14 +414,14 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     return checks
 
 
-def _damage(expected: Expected, facts: dict) -> list[dict]:
+def _damage(expected: Expected, facts: dict) -> tuple[LostPictures, ...]:
     """Where the source lost pictures and how many: each range prepare_title logged (filled there with the
     last good picture), and the pictures its span promised that no range holds (`lost_frames`)."""
     rate = float(expected.fps)
-    found = [{"start": a, "end": b, "pictures": max(int(round((b - a) * rate)), 1)} for a, b in expected.damage]
+    found = [LostPictures(a, b, max(int(round((b - a) * rate)), 1)) for a, b in expected.damage]
     if expected.lost_frames:  # not filled: the master's timeline is that much shorter than the source's span
-        found.append({"start": None, "end": None, "pictures": expected.lost_frames})
-    return found
+        found.append(LostPictures(None, None, expected.lost_frames))
+    return tuple(found)
 
 
 def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: Plan, prepared: Prepared,
@@ -404,22 +437,19 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
     if not master.is_file():
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
     expected = expectations(probe, plan, prepared, retimed=retimed, interpolation_factor=interpolation_factor)
-    result = Verification(str(master))
-    result.source_damage = _damage(expected, prepared.facts)
-    result.checks = check_container(master, probe, expected, title)
+    checks = check_container(master, probe, expected, title)
     if prepared.facts.get("vfr"):
-        result.checks.append(check_timestamps(master, prepared.facts["timed"], interpolation_factor))
+        checks.append(check_timestamps(master, prepared.facts["timed"], interpolation_factor))
 
     # the shard table fixed at prepare time, each shard's frames multiplied by the interpolation
     bounds = [(shard.name, shard.start * interpolation_factor, shard.end * interpolation_factor)
               for shard in prepared.shards]
     source = prepared_file or title
     decoded, errors, flicker = decode_and_measure(master, source, expected.width, expected.height, bounds)
-    result.flicker = flicker
-    result.checks.insert(0, Check("frame_count", decoded == expected.frames, expected.frames, decoded,
-                                  f"frame_count is {decoded}, expected {expected.frames} "
-                                  f"({decoded - expected.frames:+d} frames)"))
+    checks.insert(0, Check("frame_count", decoded == expected.frames, expected.frames, decoded,
+                           f"frame_count is {decoded}, expected {expected.frames} "
+                           f"({decoded - expected.frames:+d} frames)"))
     first_error = errors.splitlines()[0] if errors else ""
-    result.checks.insert(1, Check("decodes_cleanly", not errors, "", errors[-2000:],
-                                  f"decodes_cleanly: ffmpeg reports errors decoding the video: {first_error}"))
-    return result
+    checks.insert(1, Check("decodes_cleanly", not errors, "", errors[-2000:],
+                           f"decodes_cleanly: ffmpeg reports errors decoding the video: {first_error}"))
+    return Verification(str(master), tuple(checks), _damage(expected, prepared.facts), Flicker.of(flicker))
