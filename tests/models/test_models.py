@@ -135,7 +135,16 @@ def test_config_steps_parse_and_make_only_pixel_options_stale(doubler):
         model_steps([{"path": str(doubler), "scael": 2}])
 
 
-def test_scale_beyond_the_chain_is_refused(doubler):
+def test_scale_beyond_the_chain_is_refused(doubler, monkeypatch):
+    from remaster.models import check, loading
+
+    reads = []
+    counted = lambda path, *args, **kwargs: reads.append(path) or load_model(path, *args, **kwargs)  # noqa: E731
+    monkeypatch.setattr(check, "load_model", counted)
+    monkeypatch.setattr(loading, "load_model", counted)
+    report = check_chain([ModelStep(doubler), ModelStep(doubler)], scale=1.5)
+    assert reads == [doubler, doubler]  # each step's file read once: checked, then proven, from one load
+    monkeypatch.undo()
     report = check_chain([ModelStep(doubler)], scale=1.5)
     assert report.chain_scale == 2 and report.steps[0].architecture == "RealESRGAN Compact"
     with pytest.raises(RemasterError, match=r"asks ×4 but the chain \(x2.safetensors\) gives ×2"):

@@ -89,7 +89,7 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
     RemasterError naming the file: unreadable or unrecognised, a precision it cannot run, channels remaster
     cannot chain, a tile below its minimum, or a `scale` beyond the chain's.
     """
-    report = []
+    report, loaded = [], []
     for number, step in enumerate(steps, start=1):
         descriptor = load_model(step.path)
         asked, where = (step.precision, f"models[{number}].precision") if step.precision != "auto" else (precision, "precision")
@@ -107,7 +107,7 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
         entry = describe(descriptor, step.path)
         entry["options"] = {"precision": step.precision, "tile": step.tile, "tile_overlap": step.tile_overlap}
         report.append(entry)
-        del descriptor
+        loaded.append(descriptor)
     chain_scale = math.prod(entry["scale"] for entry in report)
     if scale is not None and scale > chain_scale:
         files = " → ".join(Path(entry["file"]).name for entry in report)
@@ -116,7 +116,7 @@ def check_chain(steps: list[ModelStep], scale: float | None = None, precision: s
     # the run path itself, on this machine's device; without a GPU, the GPU's precisions proven on the CPU
     torch_device = choose_device(device)
     chain = load_chain_steps(steps, device=torch_device, precision=precision, tile=tile, log=log,
-                             as_gpu=torch_device.type == "cpu")
+                             as_gpu=torch_device.type == "cpu", loaded=loaded)
     checked = tuple(CheckedStep.from_dict({**entry, "proven_precision": DTYPE_NAMES[run.dtype],
                                            "proven_on": str(torch_device)})
                     for entry, run in zip(report, chain.runs, strict=True))

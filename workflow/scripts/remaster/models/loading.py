@@ -374,12 +374,13 @@ def as_step(entry: ModelStep | Path | str) -> ModelStep:
 
 def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "auto", precision: str = "auto",
                      tile: int = 0, tile_overlap: int = 16, log: logging.Logger | None = None,
-                     as_gpu: bool = False) -> Chain:
+                     as_gpu: bool = False, loaded: list | None = None) -> Chain:
     """The one loader: every step of the chain on the device, fast paths patched, at a proven precision.
 
     A step's own `precision`/`tile`/`tile_overlap` win over the chain-wide ones given here. `auto` tries
     fp16, then bf16, then fp32 where the device and the descriptor allow, keeping the first that runs an
-    odd-sized frame like fp32 does; an explicit precision that fails this is a one-line error.
+    odd-sized frame like fp32 does; an explicit precision that fails this is a one-line error. `loaded`: the
+    steps' descriptors, already read by `load_model` (the start-up check reads each file once, not twice).
     """
     from . import fastpaths
     from .precision import prove, prove_batches, step_candidates
@@ -387,7 +388,7 @@ def load_chain_steps(steps: list[ModelStep], *, device: str | torch.device = "au
     torch_device = device if isinstance(device, torch.device) else choose_device(device)
     descriptors, runs = [], []
     for number, step in enumerate(steps, start=1):
-        descriptor = load_model(step.path)
+        descriptor = loaded[number - 1] if loaded is not None else load_model(step.path)
         for patch in fastpaths.patch_model(descriptor.model):
             if log is not None:
                 log.info("models[%d]: fast path: %s", number, patch)
