@@ -143,7 +143,7 @@ def test_pictures_lost_to_source_damage_are_expected_and_named():
     assert damaged.lost_frames == 5 and abs(damaged.duration - 355 * 1001 / 30000) < 1e-6
     from remaster.output.verify import _damage
 
-    result = Verification("damaged.mkv", source_damage=_damage(damaged, facts))
+    result = Verification("damaged.mkv", source_damage=_damage(damaged))
     assert [d.pictures for d in result.source_damage] == [6, 5]
     assert result.damage_line().startswith("damaged.mkv: 11 pictures lost to source damage")
     # without a record of damage the same shortfall stays a failure: nothing logged, nothing excused

@@ -67,3 +67,26 @@ def test_a_shard_result_reads_back_and_names_a_broken_file(tmp_path):
     (tmp_path / "0004.json").write_text('{"frames": 100}')
     with pytest.raises(RemasterError, match=r"0004.json: not a shard result record"):
         records.ShardResult.load(tmp_path / "0004.json")
+
+
+@pytest.mark.unit
+def test_the_prepared_title_reads_back_typed_with_its_shard_table(tmp_path):
+    import json
+
+    facts = {"frame_count": 25, "fps": "24000/1001", "width": 640, "height": 480, "duration": 1.043,
+             "repeated_frames": 2, "dropped_frames": 0, "seconds": 0.5, "vfr": True,
+             "timed": [{"kind": "film", "frames": 25, "start": "0", "step": "1001/24000"}],
+             "damaged": [[0.5, 0.6]]}
+    prepared = records.Prepared.from_facts(facts, 10)
+    prepared.dump(tmp_path / "prepared.json")
+    again = records.Prepared.load(tmp_path / "prepared.json")
+    assert again == prepared and [s.frames for s in again.shards] == [10, 10, 5]
+    assert again.damaged == ((0.5, 0.6),) and again.vfr and again.timed[0]["kind"] == "film"
+    assert again.shard("0002") == records.Shard("0002", 20, 25)
+    # the file keeps the keys the earlier steps wrote: the facts flat, the shard table beside them
+    assert {**json.loads((tmp_path / "prepared.json").read_text()), "shards": None} == {**facts, "shards": None}
+    assert again.facts() == facts
+    (tmp_path / "broken.json").write_text('{"fps": "25", "shards": []}')
+    with pytest.raises(RemasterError, match=r"broken.json: not a prepared title's record .*delete it") as error:
+        records.Prepared.load(tmp_path / "broken.json")
+    assert "\n" not in str(error.value)

@@ -28,7 +28,7 @@ log.addHandler(_handler)
 with reported(log):
     probe = read_json(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
-    facts = Prepared.load(snakemake.input.facts).facts
+    prepared = Prepared.load(snakemake.input.facts)
     output = Path(snakemake.output.master)
     output.parent.mkdir(parents=True, exist_ok=True)
     list_file = output.with_name(f".{output.name}.shards.txt")
@@ -46,20 +46,20 @@ with reported(log):
     video_offset = offsets["video"]
     if plan.chapters:
         chapters_file.write_text(chapters_metadata([c + video_offset for c in plan.chapters],
-                                                   video_offset + facts["duration"]))
+                                                   video_offset + prepared.duration))
     factor = snakemake.params.get("factor", 1)
-    vfr = bool(facts.get("vfr"))
+    vfr = prepared.vfr
     retimed = output.with_name(f".{output.name}.video.mkv")
     joined = output.with_name(f".{output.name}.joined.mkv")
     times_file = output.with_name(f".{output.name}.timestamps.txt")
     try:
         if vfr:
             # a hybrid title: film at 23.976 and video at the field rate, each frame at its real time
-            times_file.write_text(timestamps_v2(frame_times(facts["timed"], factor)))
+            times_file.write_text(timestamps_v2(frame_times(list(prepared.timed), factor)))
             for cmd in retime_commands(list_file, joined, times_file, retimed):
                 media.run(cmd, what=f"{output}: giving the video its frame times")
-            log.info("variable rate: %d sections with real frame times (%s)", len(facts["timed"]),
-                     ", ".join(f"{s['kind']} {s['frames'] * factor} frames" for s in facts["timed"]))
+            log.info("variable rate: %d sections with real frame times (%s)", len(prepared.timed),
+                     ", ".join(f"{s['kind']} {s['frames'] * factor} frames" for s in prepared.timed))
         with atomic_output(output) as tmp:
             cmd = mux_command(
                 list_file, tmp, plan=plan, offsets=offsets, video=retimed if vfr else None,
@@ -76,13 +76,13 @@ with reported(log):
                 cmd[at:at] = named
             media.run(cmd, what=f"{output}: muxing")
             frames = media.count_packets(tmp)
-            expected = facts["frame_count"] * factor
+            expected = prepared.frame_count * factor
             if frames != expected:
                 raise RemasterError(f"{output}: the master holds {frames} frames, expected {expected} "
-                                    f"(the prepared title's {facts['frame_count']} × interpolate.factor)")
+                                    f"(the prepared title's {prepared.frame_count} × interpolate.factor)")
     finally:
         for scratch in (list_file, chapters_file, retimed, joined, times_file):
             scratch.unlink(missing_ok=True)
     log.info("track offsets from the source's start: %s", offsets)
     log.info("wrote %s: %d frames at %s fps, %d audio, %d subtitle tracks, %d chapters, title %r", output, frames,
-             "variable" if vfr else facts["fps"], len(plan.audio), len(plan.subtitles), len(plan.chapters), plan.title)
+             "variable" if vfr else prepared.fps, len(plan.audio), len(plan.subtitles), len(plan.chapters), plan.title)

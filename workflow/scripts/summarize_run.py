@@ -23,7 +23,7 @@ with reported(log):
 
     write(snakemake.output.probe, report.probe_page(probe, disc=disc, shard_frames=params.shard_frames,
                                                     shards=len(prepared.shards), models=params.models,
-                                                    scale=params.scale, plan=plan, facts=prepared.facts))
+                                                    scale=params.scale, plan=plan, facts=prepared.facts()))
 
     # what each upscale job recorded beside its shard (ShardResult), not what its log says
     timings = report.shard_timings([ShardResult.load(path) for path in snakemake.input.results],

@@ -139,12 +139,12 @@ def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool =
     title's sections' times. Aspect, languages and chapters: the plan's. Frame interpolation multiplies frames
     and rate by its factor, and keeps the duration.
     """
-    video, facts = probe["video"], prepared.facts
+    video = probe["video"]
     frames, fps = prepared.frame_count, Fraction(prepared.fps)
     duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
-    if facts.get("vfr"):
+    if prepared.vfr:
         # a variable-rate master lasts as long as its sections' frame times say (the source's length)
-        duration = float(facts["duration"])
+        duration = prepared.duration
     frames, fps = frames * interpolation_factor, fps * interpolation_factor
     aspect = media.fraction(plan.display_aspect)
     video_offset = max(float(video.get("start_time", 0)) - float(probe["format"].get("start_time", 0)), 0.0)
@@ -152,9 +152,9 @@ def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool =
     audio = [track.language for track in plan.audio]
     subtitles = [track.language for track in plan.subtitles]
     width, height = plan.model_input
-    damage = tuple((float(a), float(b)) for a, b in facts.get("damaged") or ())
+    damage = prepared.damaged
     lost = 0
-    if (damage or facts.get("dropped_frames")) and not retimed and not facts.get("vfr"):
+    if (damage or prepared.dropped_frames) and not retimed and not prepared.vfr:
         # the source's span promises these pictures; the front end logged them as lost, not the master
         lost = max(int(round(duration * float(fps))) - frames, 0)
         duration -= lost / float(fps)
@@ -414,7 +414,7 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
     return checks
 
 
-def _damage(expected: Expected, facts: dict) -> tuple[LostPictures, ...]:
+def _damage(expected: Expected) -> tuple[LostPictures, ...]:
     """Where the source lost pictures and how many: each range prepare_title logged (filled there with the
     last good picture), and the pictures its span promised that no range holds (`lost_frames`)."""
     rate = float(expected.fps)
@@ -438,8 +438,8 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
         raise RemasterError(f"{master}: the master does not exist; run the workflow first")
     expected = expectations(probe, plan, prepared, retimed=retimed, interpolation_factor=interpolation_factor)
     checks = check_container(master, probe, expected, title)
-    if prepared.facts.get("vfr"):
-        checks.append(check_timestamps(master, prepared.facts["timed"], interpolation_factor))
+    if prepared.vfr:
+        checks.append(check_timestamps(master, list(prepared.timed), interpolation_factor))
 
     # the shard table fixed at prepare time, each shard's frames multiplied by the interpolation
     bounds = [(shard.name, shard.start * interpolation_factor, shard.end * interpolation_factor)
@@ -452,4 +452,4 @@ def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan:
     first_error = errors.splitlines()[0] if errors else ""
     checks.insert(1, Check("decodes_cleanly", not errors, "", errors[-2000:],
                            f"decodes_cleanly: ffmpeg reports errors decoding the video: {first_error}"))
-    return Verification(str(master), tuple(checks), _damage(expected, prepared.facts), Flicker.of(flicker))
+    return Verification(str(master), tuple(checks), _damage(expected), Flicker.of(flicker))

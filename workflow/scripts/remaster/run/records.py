@@ -13,7 +13,7 @@ import json
 import math
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -122,8 +122,10 @@ def _has_default(item) -> bool:
 
 
 @dataclass(frozen=True)
-class Shard:
+class Shard(Record):
     """One unit of GPU work: frames [start, end) of the prepared title."""
+
+    what = "shard"
 
     name: str  # the {shard} wildcard, zero-padded so that names sort in play order
     start: int
@@ -141,13 +143,23 @@ def shard_table(frame_count: int, shard_frames: int) -> tuple[Shard, ...]:
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """The prepared title: its facts (frames, rate, size, damage found) and its shard table."""
+class Prepared(Record):
+    """The prepared title: what prepare_title made (frames, rate, size, damage found) and its shard table."""
+
+    what = "prepared title's"
 
     frame_count: int
-    fps: str
+    fps: str  # the prepared frames' rate (the nominal rate of a variable-rate title)
     shards: tuple[Shard, ...]
-    facts: dict = field(default_factory=dict)  # everything prepare_title found, as the older steps read it
+    width: int = 0  # the model's input size: square pixels, cropped
+    height: int = 0
+    duration: float = 0.0  # seconds
+    repeated_frames: int = 0  # to keep sync across gaps in the source's timestamps
+    dropped_frames: int = 0
+    seconds: float = 0.0  # how long preparing took
+    vfr: bool = False  # a hybrid title kept at its sections' real rates
+    timed: tuple[dict, ...] = ()  # those sections (the plan's cadence.timed): kind, frames, start, step
+    damaged: tuple[tuple[float, float], ...] = ()  # (start, end) s of pictures the source lost
 
     def shard(self, name: str) -> Shard:
         for shard in self.shards:
@@ -157,24 +169,13 @@ class Prepared:
 
     @classmethod
     def from_facts(cls, facts: dict, shard_frames: int) -> Prepared:
-        frame_count = int(facts["frame_count"])
-        return cls(frame_count, str(facts["fps"]), shard_table(frame_count, shard_frames), dict(facts))
+        """The record of what prepare_title found, with the shard table fixed here, once."""
+        table = shard_table(int(facts["frame_count"]), shard_frames)
+        return cls.from_dict({**facts, "shards": [shard.as_dict() for shard in table]})
 
-    def dump(self, path: str | Path) -> None:
-        data = {**self.facts, "frame_count": self.frame_count, "fps": self.fps,
-                "shards": [asdict(shard) for shard in self.shards]}
-        write_json(path, data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Prepared:
-        data = read_json(path)
-        try:
-            shards = tuple(Shard(str(s["name"]), int(s["start"]), int(s["end"])) for s in data["shards"])
-            return cls(int(data["frame_count"]), str(data["fps"]), shards,
-                       {k: v for k, v in data.items() if k != "shards"})
-        except (KeyError, TypeError, ValueError) as error:
-            raise RemasterError(f"{path}: not a prepared title's record (missing {error}); "
-                                "delete it to prepare the title again") from None
+    def facts(self) -> dict:
+        """What prepare_title found, without the shard table (the report's key/value table)."""
+        return {key: value for key, value in self.as_dict().items() if key != "shards"}
 
 
 @dataclass(frozen=True)
