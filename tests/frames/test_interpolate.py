@@ -104,6 +104,12 @@ def test_flownet_pkl_and_safetensors_load_the_same(tmp_path):
                tmp_path / "v47.pkl")
     with pytest.raises(RemasterError, match="unexpected encode.0.weight"):
         load_ifnet(tmp_path / "v47.pkl")
+    # a pickle that would run code is refused by the one weights-only reader every model goes through
+    torch.save({"weights": torch.zeros(1), "hook": Path("x")}, tmp_path / "code.pkl")
+    with pytest.raises(RemasterError, match=r"code.pkl: cannot be read as model weights: it is not a PyTorch "
+                                            r"checkpoint of plain tensors") as error:
+        load_ifnet(tmp_path / "code.pkl")
+    assert "weights_only=False" not in str(error.value)
 
 
 def test_warp_and_blend():

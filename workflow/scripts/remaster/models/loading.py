@@ -45,19 +45,26 @@ EXTRA_LICENCES = {
 
 
 def load_state_dict(path: Path) -> dict:
-    """Read a model file's tensors without running code from it.
-
-    `.safetensors` holds only tensors; `.pth`/`.ckpt` go through torch's weights-only unpickler, which
-    refuses any object that is not a tensor or a plain container. TorchScript `.pt` is refused outright.
-    """
+    """Read a model file's tensors without running code from it (`read_tensors`): a `models:` file, whose
+    suffix says it is one (.safetensors, .pth, .ckpt; TorchScript `.pt` is refused outright)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
         raise RemasterError(f"{path}: not a model file remaster loads (.safetensors, .pth, .ckpt)")
     if not path.is_file():
         raise RemasterError(f"{path}: model file not found; check models: in your config")
+    return read_tensors(path)
+
+
+def read_tensors(path: Path) -> dict:
+    """The one safe reader of weights, for every model remaster runs (spandrel's, RIFE's).
+
+    `.safetensors` holds only tensors; any other file goes through torch's weights-only unpickler, which
+    refuses any object that is not a tensor or a plain container. Anything unreadable is one line.
+    """
+    path = Path(path)
     try:
-        if suffix == ".safetensors":
+        if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")

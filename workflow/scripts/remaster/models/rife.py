@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..run.errors import RemasterError
+from .loading import read_tensors
 
 WIDTHS = (192, 128, 96, 64)  # Practical-RIFE 4.6
 BLOCK_INPUTS = (7, 12, 12, 12)  # block0: frames + timestep; later: + mask, + the flow so far
@@ -132,16 +133,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RemasterError(f"{path}: the interpolation model does not exist; give interpolate.model the "
                             "path of Practical-RIFE 4.6's flownet.pkl (or a .safetensors conversion)")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is one line for the user
-        raise RemasterError(f"{path}: not a readable state dict ({type(error).__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    state = read_tensors(path)  # the loader every model goes through: weights only, never the file's code
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
