@@ -13,7 +13,7 @@ from pathlib import Path
 from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
-from .shards import cut_input_args
+from .shards import Cut, cut_input_args
 
 
 def _threads(threads: int | None, *, position: str) -> list[str]:
@@ -23,7 +23,7 @@ def _threads(threads: int | None, *, position: str) -> list[str]:
 
 
 def decoder_command(path: Path, matrix: str, threads: int | None = None, *, in_range: str = "tv",
-                    cut: dict | None = None) -> list[str]:
+                    cut: Cut | None = None) -> list[str]:
     """ffmpeg reading a shard as raw RGB24, converting from the source's YUV matrix and range explicitly.
 
     `in_range` is the plan's decision ("tv" limited, "pc" full: a full-range capture read as limited

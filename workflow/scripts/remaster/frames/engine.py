@@ -50,6 +50,7 @@ from .chains import chain_name, compile_cache, compiler_missing, prepare_chain
 from .commands import decoder_command, encoder_command, writer_threads
 from .convert import host_to_model, host_to_yuv
 from .runner import Runner
+from .shards import Cut
 from .temporal import for_shard as temporal_stage
 from .yuv import even, frame_words, rgb_to_yuv420p10
 
@@ -141,7 +142,7 @@ class _Sender:
 
 def upscale_file(in_path: Path, out_path: Path, *, expected_frames: int, fps: str, matrix: str,
                  settings: UpscaleSettings, label: str, log: logging.Logger, threads: int = 1,
-                 chain=None, in_range: str = "tv", cut: dict | None = None,
+                 chain=None, in_range: str = "tv", cut: Cut | None = None,
                  compile_cache_dir: Path | None = None) -> ShardResult:
     """Upscale every frame of `in_path` (or, with `cut`, one shard's frames of it: `shards.plan_cut`) into
     `out_path` (written under a temporary name, renamed when whole).
@@ -184,7 +185,7 @@ def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
 
 
 def _upscale(in_path: Path, out_path: Path, expected_frames: int, fps: str, matrix: str, settings: UpscaleSettings,
-             label: str, log: logging.Logger, chain, in_range: str = "tv", cut: dict | None = None) -> ShardResult:
+             label: str, log: logging.Logger, chain, in_range: str = "tv", cut: Cut | None = None) -> ShardResult:
     stream = media.ffprobe_json(in_path, "-select_streams", "v:0")["streams"][0]
     width, height = int(stream["width"]), int(stream["height"])
     chain = prepare_chain(chain, compile=settings.compile, log=log)
