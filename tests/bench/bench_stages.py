@@ -1,13 +1,13 @@
 """The upscale job's ceiling per stage, each stage alone on this machine: how many frames a second it could
 pass if the model were free.
 
-- decode: the shard decoder (`engine.decoder_command`, FFV1 source → rgb24) into a pipe that is read;
+- decode: the shard decoder (`commands.decoder_command`, FFV1 source → rgb24) into a pipe that is read;
 - colour: float RGB → the writer's yuv420p10le, on `--device` with `yuv.rgb_to_yuv420p10` (what a GPU job
   runs), in numpy (what a CPU job's writer thread runs), and ffmpeg's swscale from rgb48le (what the
   writer ran before issue 22);
 - pipe: frames of the output size through an OS pipe to a reader that discards them, as yuv420p10le and as
   rgb48le, with Linux's default 64 KiB pipe and with the job's 1 MiB (`pipes.widen_pipe`);
-- writer: `engine.encoder_command` for each upscaled form fed yuv420p10le frames (threads as the job gives).
+- writer: `commands.encoder_command` for each upscaled form fed yuv420p10le frames (threads as the job gives).
 
 Prints `stage_fps: <stage> <fps>` per stage, then `ceiling_<form>: <slowest stage of the job as it runs> <fps>`
 per upscaled form. Before issue 22 the writer was swscale and the encoder in one ffmpeg: its ceiling was
@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from remaster.frames import engine  # noqa: E402
-from remaster.frames.yuv import host_rgb_to_yuv420p10, rgb_to_yuv420p10  # noqa: E402
+from remaster.frames import commands  # noqa: E402
+from remaster.frames.yuv import even, host_rgb_to_yuv420p10, rgb_to_yuv420p10  # noqa: E402
 from remaster.models.devices import Device, resolve  # noqa: E402
 from remaster.run import media, pipes  # noqa: E402
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.threads:
         torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.split("x"))
-    out_w, out_h = engine.even(width * args.scale), engine.even(height * args.scale)
+    out_w, out_h = even(width * args.scale), even(height * args.scale)
     device = resolve(args.device)
     results: dict[str, float] = {}
 
@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench_stages_") as folder:
         folder = Path(folder)
         source = make_source(folder / "source.mkv", width, height, args.frames)
-        seconds, frames = timed_read(engine.decoder_command(source, "bt601"), width * height * 3)
+        seconds, frames = timed_read(commands.decoder_command(source, "bt601"), width * height * 3)
         report("decode", frames / seconds)
         # what a model gives: the source's pictures, upscaled (a moving pattern, no two frames alike)
-        raw = subprocess.run(engine.decoder_command(source, "bt601"), capture_output=True, check=True).stdout
+        raw = subprocess.run(commands.decoder_command(source, "bt601"), capture_output=True, check=True).stdout
         decoded = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(-1, height, width, 3)[:12]
         upscaled = F.interpolate(decoded.permute(0, 3, 1, 2).float() / 255, size=(out_h, out_w), mode="bilinear",
                                  align_corners=False).clamp(0, 1)
@@ -147,14 +147,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             for widen, label in ((False, "64k"), (True, "1m")):
                 report(f"pipe_{name}_{label}", pipe_frames / timed_write(discard, pictures, pipe_frames, widen=widen))
 
-        for form in engine.UPSCALED_FORMS:
-            command = engine.encoder_command(folder / f"{form}.mkv", out_w, out_h, "24000/1001", form=form)
+        for form in commands.UPSCALED_FORMS:
+            command = commands.encoder_command(folder / f"{form}.mkv", out_w, out_h, "24000/1001", form=form)
             report(f"writer_{form}", args.frames / timed_write(command, yuv, args.frames, widen=True))
             (folder / f"{form}.mkv").unlink(missing_ok=True)
     # the conversion a job runs: torch on its GPU, numpy in a CPU job's writer thread
     colour = "colour_numpy_cpu" if device.type == "cpu" else f"colour_torch_{device.type}"
     job = {stage: results[stage] for stage in ("decode", colour, "pipe_yuv420p10_1m")}
-    for form in engine.UPSCALED_FORMS:
+    for form in commands.UPSCALED_FORMS:
         stages = {**job, f"writer_{form}": results[f"writer_{form}"]}
         slowest = min(stages, key=stages.get)
         print(f"ceiling_{form}: {slowest} {stages[slowest]:.1f}")

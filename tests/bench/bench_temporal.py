@@ -8,7 +8,7 @@ at a fixed DVD-like quantiser (GOP 15, B-frames) and decoded. Then, each scored 
 - bicubic: what a player does; and bicubic of the half-size frames without MPEG-2: no codec noise and no
   model, so its temporal error is the part no upscale of the half-size frames removes (detail they lack);
 - model: the bundled Real-ESRGAN Compact ×4 video model, frame by frame, resized to ×2 as a job with
-  `scale: 2` does (remaster's loader and `engine.run_chain`, on the CPU);
+  `scale: 2` does (remaster's loader and `convert.run_chain`, on the CPU);
 - model + TemporalFix at each strength, run as the shard job runs it (`frames.temporal.TemporalStage` over the
   engine's Runner, the clip's ends mirrored).
 
@@ -41,7 +41,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from remaster.frames.engine import run_chain  # noqa: E402
+from remaster.frames.convert import run_chain  # noqa: E402
 from remaster.frames.temporal import TemporalChain, TemporalStage  # noqa: E402
 from remaster.models.loading import load_chain  # noqa: E402
 from remaster.models.temporalfix import load_temporalfix  # noqa: E402

@@ -34,9 +34,10 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from remaster.demo import pan_frames  # noqa: E402
-from remaster.frames import engine  # noqa: E402
+from remaster.frames import chains, convert, engine  # noqa: E402
 from remaster.models.devices import describe  # noqa: E402
 from remaster.models.loading import load_chain  # noqa: E402
+from remaster.run.records import ShardResult  # noqa: E402
 from remaster.run.settings import ModelStep, UpscaleSettings  # noqa: E402
 
 FPS = "24000/1001"
@@ -190,7 +191,7 @@ def seed_loop(model_path: Path, images_path: Path, output_dir: Path, device: tor
 
 
 def pipeline(chain, shard: Path, out: Path, frames: int, settings: UpscaleSettings, threads: int,
-             log: logging.Logger) -> tuple[float, engine.ShardResult]:
+             log: logging.Logger) -> tuple[float, ShardResult]:
     """remaster's upscale job on the shard; returns (seconds without the warm-up, the job's result)."""
     out.unlink(missing_ok=True)
     start = time.monotonic()
@@ -259,10 +260,10 @@ def main(argv: list[str] | None = None) -> None:
                                    compile=args.compile)
         chain = load_chain([model_path], device=args.device, precision=args.precision, log=log)  # the run path's loader
         device = chain.device
-        prepared = engine.prepare_chain(chain, compile=args.compile, log=log)
+        prepared = chains.prepare_chain(chain, compile=args.compile, log=log)
         if not args.compile:  # first-call set-up outside the timing, as for the other two (compile: the engine's)
             with torch.inference_mode():
-                engine.process(prepared, torch.zeros((1, height, width, 3), dtype=torch.uint8, device=device),
+                convert.process(prepared, torch.zeros((1, height, width, 3), dtype=torch.uint8, device=device),
                                (height * args.scale, width * args.scale), 0, 0)
         runs: list[tuple[float, float, float]] = []  # seconds of (seed loop, pipeline, forward only)
         seed_peak = pipe_peak = fwd_peak = 0.0
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     name = describe(device) if device.type != "cpu" else f"CPU, {args.threads} threads"
     print(f"device: {name}; torch {torch.__version__}")
     # the precision the run path proved for the step (auto: fp16 → bf16 → fp32, the first that runs)
-    print(f"model: {args.arch} ×{args.scale} ({engine.chain_name(chain)}), {str(chain.dtype).removeprefix('torch.')}"
+    print(f"model: {args.arch} ×{args.scale} ({chains.chain_name(chain)}), {str(chain.dtype).removeprefix('torch.')}"
           f"{', compiled' if args.compile else ''}; {args.frames} frames {width}x{height} → "
           f"{result.width}x{result.height}; pipeline batch {result.batch_size}, tile {result.tile or 'none'}")
     if args.compile or device.type == "cuda":

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from remaster.frames import engine
+from remaster.frames import budget, commands, engine
 from remaster.models import fastpaths
 from remaster.models.loading import load_chain, load_model, run_tiled
 from remaster.run.errors import RemasterError
@@ -158,17 +158,17 @@ def test_the_compact_upscaled_form_is_near_lossless_and_smaller(shard, tmp_path)
 
 def test_an_unknown_upscaled_form_is_one_line(tmp_path):
     with pytest.raises(RemasterError, match="upscaled_form: 'jpeg'"):
-        engine.encoder_command(tmp_path / "x.mkv", 64, 48, "24", form="jpeg")
+        commands.encoder_command(tmp_path / "x.mkv", 64, 48, "24", form="jpeg")
 
 
 def test_memory_plans_are_arithmetic():
     mib = 2**20
-    assert engine.batch_for_memory(1000 * mib, 100 * mib) == 8
-    assert engine.batch_for_memory(50 * mib, 100 * mib) == 1
-    assert engine.batch_for_memory(10**6 * mib, mib) == engine.MOST_BATCH
-    tile = engine.tile_for_memory(1000 * mib, 4096.0, overlap=16)
-    assert tile % 16 == 0 and (tile + 32) ** 2 * 4096 <= 1000 * mib * engine.MEMORY_FRACTION
-    assert engine.tile_for_memory(mib, 1e6, overlap=16, least=48) == 48
+    assert budget.batch_for_memory(1000 * mib, 100 * mib) == 8
+    assert budget.batch_for_memory(50 * mib, 100 * mib) == 1
+    assert budget.batch_for_memory(10**6 * mib, mib) == budget.MOST_BATCH
+    tile = budget.tile_for_memory(1000 * mib, 4096.0, overlap=16)
+    assert tile % 16 == 0 and (tile + 32) ** 2 * 4096 <= 1000 * mib * budget.MEMORY_FRACTION
+    assert budget.tile_for_memory(mib, 1e6, overlap=16, least=48) == 48
 
 
 def small_swinir() -> torch.nn.Module:
@@ -239,7 +239,7 @@ def test_a_decoder_that_floods_stderr_does_not_block_the_shard(shard, tmp_path, 
     ffmpeg, and with it the shard, forever."""
     import threading
 
-    real = engine.decoder_command
+    real = commands.decoder_command
     flood = ("import os, sys; sys.stderr.write('warning: damaged macroblock\\n' * 40000); sys.stderr.flush(); "
              "os.execvp(sys.argv[1], sys.argv[1:])")
     monkeypatch.setattr(engine, "decoder_command",

@@ -32,10 +32,10 @@ def test_each_shard_is_cut_frame_exactly(tmp_path, demo_disc):
     facts = prepare_title(title, plan, prepared, expected_seconds=description["video"]["duration"],
                           log=logging.getLogger("test"))
     assert facts["frame_count"] == 24 and (facts["width"], facts["height"]) == (640, 480)
-    from remaster.frames import engine
+    from remaster.frames import commands
 
     def rgb_frames(cut=None) -> list[str]:
-        raw = subprocess.run(engine.decoder_command(prepared, "bt601", cut=cut), capture_output=True,
+        raw = subprocess.run(commands.decoder_command(prepared, "bt601", cut=cut), capture_output=True,
                              check=True).stdout
         size = 640 * 480 * 3
         return [hashlib.md5(raw[n:n + size]).hexdigest() for n in range(0, len(raw), size)]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from remaster.disc import probe as probes
-from remaster.frames import engine
+from remaster.frames import commands
 from remaster.frontend import plan as plans
 from remaster.frontend import prepare
 from remaster.frontend.cadence import cadence_sections, frame_times, section_times
@@ -209,11 +209,11 @@ def test_full_range_capture_keeps_its_range_for_the_decoder(tmp_path):
     low, high = cadence.stored_luma_range(out)
     assert low < 8 and high > 247  # the prepared frames are not squeezed into 16-235
     # the upscaler's decoder reads them as full range: black stays black, white white
-    rgb = subprocess.run(engine.decoder_command(out, colour.decoder_matrix, in_range=colour.range),
+    rgb = subprocess.run(commands.decoder_command(out, colour.decoder_matrix, in_range=colour.range),
                          capture_output=True, check=True).stdout
     values = np.frombuffer(rgb, np.uint8)
     assert values.min() < 8 and values.max() > 247
-    clipped = subprocess.run(engine.decoder_command(out, colour.decoder_matrix, in_range="tv"),
+    clipped = subprocess.run(commands.decoder_command(out, colour.decoder_matrix, in_range="tv"),
                              capture_output=True, check=True).stdout
     # read as limited range (the old behaviour) the darks and lights clip: many more pure 0/255 values
     assert (np.frombuffer(clipped, np.uint8) == 0).sum() > 2 * (values == 0).sum()

@@ -26,6 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 from remaster.frames import engine
+from remaster.frames.runner import Runner
+from remaster.frames.yuv import even
 from remaster.models import loading as models
 from remaster.models.check import check_chain
 from remaster.models.loading import load_chain_steps
@@ -56,7 +58,7 @@ def frames(height: int, width: int, count: int = 2) -> np.ndarray:
 
 def run(chain, shot: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """The frames through the run path's Runner (the engine's and preview's), float out, clamped."""
-    runner = engine.Runner(chain, size, batch_size=len(shot), tile=0, overlap=16, log=LOG, label="matrix")
+    runner = Runner(chain, size, batch_size=len(shot), tile=0, overlap=16, log=LOG, label="matrix")
     with torch.inference_mode():
         parts = [result.float().clamp(0, 1) for result, _ in runner.run(torch.from_numpy(shot), len(shot))]
     return torch.cat(parts)
@@ -165,7 +167,7 @@ def test_architecture(name, tmp_path, shard):
     settings = UpscaleSettings(models=(ModelStep(path, precision=chosen),), device="cpu", batch_size=2)
     job = engine.upscale_file(shard, tmp_path / "out.mkv", expected_frames=2, fps="24", matrix="bt709",
                               settings=settings, label=name, log=LOG)
-    assert job.frames == 2 and (job.width, job.height) == (engine.even(width * scale), engine.even(height * scale))
+    assert job.frames == 2 and (job.width, job.height) == (even(width * scale), even(height * scale))
 
     # preview's still, through the same Runner
     chain = load_chain_steps(list(settings.models), device="cpu")

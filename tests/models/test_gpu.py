@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from remaster.frames import engine
+from remaster.frames import budget, engine
 from remaster.models import loading as models
 from remaster.models import precision
 from remaster.models.devices import Device
@@ -94,7 +94,7 @@ def test_out_of_memory_under_a_cap_recovers_with_every_frame(tmp_path, caplog):
     model = make_compact(tmp_path / "c.safetensors", num_feat=64, num_conv=16)
     chain = models.load_chain([model], device="cuda:0")
     with torch.inference_mode():
-        frame_bytes = engine._peak_bytes(chain, Device(chain.device), (height, width), (height * 2, width * 2), 0, 16)
+        frame_bytes = budget.peak_frame_bytes(chain, Device(chain.device), (height, width), (height * 2, width * 2), 0, 16)
     del chain
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(0).total_memory

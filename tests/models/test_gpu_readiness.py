@@ -13,7 +13,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from remaster.frames import engine
+from remaster.frames import budget, commands, convert, engine
+from remaster.frames.runner import Runner
 from remaster.frames.yuv import rgb_to_yuv420p10
 from remaster.models import fastpaths
 from remaster.models import loading as models
@@ -136,8 +137,8 @@ def test_a_grey_output_model_last_in_the_chain_gives_rgb(tmp_path):
     chain = load_chain([grey], device="cpu")
     frames = torch.randint(0, 256, (2, 29, 37, 3), dtype=torch.uint8)
     with torch.inference_mode():
-        out = engine.process(chain, frames, (58, 74), 0, 16)  # the conversion clamps in place
-        tiled = engine.process(chain, frames, (58, 74), 16, 4)
+        out = convert.process(chain, frames, (58, 74), 0, 16)  # the conversion clamps in place
+        tiled = convert.process(chain, frames, (58, 74), 16, 4)
     assert out.shape == (2, 58, 74, 3)
     assert torch.equal(out[..., 0], out[..., 1]) and torch.equal(out[..., 1], out[..., 2])
     assert (out.int() - tiled.int()).abs().max() <= 1
@@ -167,7 +168,7 @@ class ToyChain:
                                    RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"),
                                    torch.OutOfMemoryError("CUDA out of memory")], ids=["cudnn", "cublas", "torch"])
 def test_library_allocation_failures_are_retried_as_out_of_memory(error):
-    runner = engine.Runner(ToyChain(error), (8, 8), batch_size=4, tile=0, overlap=0, log=LOG, label="t")
+    runner = Runner(ToyChain(error), (8, 8), batch_size=4, tile=0, overlap=0, log=LOG, label="t")
     frames = torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8)
     results = list(runner.run(frames, 4))
     assert sum(take for _, take in results) == 4 and runner.batch_size == 2
@@ -181,9 +182,9 @@ def test_out_of_memory_in_the_conversion_back_is_retried():
         calls.append(len(result))
         if len(calls) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory (converting)")
-        return engine.to_frames(result)
+        return convert.to_frames(result)
 
-    runner = engine.Runner(ToyChain(), (8, 8), batch_size=4, tile=0, overlap=0, log=LOG, label="t", finish=finish)
+    runner = Runner(ToyChain(), (8, 8), batch_size=4, tile=0, overlap=0, log=LOG, label="t", finish=finish)
     frames = torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8)
     done = list(runner.run(frames, 4))
     assert calls == [4, 2, 2] and [take for _, take in done] == [2, 2] and done[0][0].dtype == torch.uint16
@@ -218,7 +219,7 @@ def test_a_failed_memory_probe_frees_its_activations_before_the_next():
             alive.append(weakref.ref(activation))
             raise torch.OutOfMemoryError("CUDA out of memory")
 
-    frame_bytes = engine._measure(Hungry(), ProbeKit(), (8, 8), (8, 8), 0, 0)
+    frame_bytes = budget.measure_frame_bytes(Hungry(), ProbeKit(), (8, 8), (8, 8), 0, 0)
     gc.disable()  # only reference counting may free it: the handler must not keep the traceback alive
     try:
         assert frame_bytes is None and alive and alive[0]() is None
@@ -335,7 +336,7 @@ def residual_rms(master: np.ndarray, ideal: np.ndarray) -> float:
 def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
     """A model's output between 8-bit levels reaches the 10-bit master; an 8-bit hand-off rounded it away.
 
-    Both masters go through the same encoder (`engine.encoder_command`): one from the engine, one from the
+    Both masters go through the same encoder (`commands.encoder_command`): one from the engine, one from the
     same float frames rounded to 8 bits first, as the engine handed them over before issue 14.
     """
     shard = ramp_shard(tmp_path / "ramp.mkv")
@@ -345,14 +346,14 @@ def test_the_models_float_output_reaches_the_10bit_master_unrounded(tmp_path):
     engine.upscale_file(shard, out, expected_frames=2, fps="24", matrix="bt709", settings=settings, label="ramp",
                         log=LOG)
     # the float the model chain gave, from the very frames the engine decoded
-    raw = subprocess.run(engine.decoder_command(shard, "bt709"), capture_output=True, check=True).stdout
+    raw = subprocess.run(commands.decoder_command(shard, "bt709"), capture_output=True, check=True).stdout
     frames = torch.from_numpy(np.frombuffer(raw, np.uint8).reshape(-1, 8, 128, 3).copy())
     chain = load_chain([model], device="cpu")
     with torch.inference_mode():
-        ideal = engine.run_chain(chain, engine.to_model(frames, torch.float32), (8, 128), 0, 16).clamp(0, 1)
+        ideal = convert.run_chain(chain, convert.to_model(frames, torch.float32), (8, 128), 0, 16).clamp(0, 1)
     rounded = (ideal * 255).round() / 255  # 8-bit levels
     eight = tmp_path / "eight.mkv"
-    subprocess.run(engine.encoder_command(eight, 128, 8, "24", form=settings.form), check=True,
+    subprocess.run(commands.encoder_command(eight, 128, 8, "24", form=settings.form), check=True,
                    input=rgb_to_yuv420p10(rounded).numpy().astype("<u2").tobytes())
     ideal_y = 64 + 876 * ideal.mean(dim=1).numpy().astype(np.float64)  # grey: R = G = B
     inner = (slice(None), slice(None), slice(None))
@@ -458,8 +459,8 @@ def test_a_bf16_step_does_not_round_the_chains_output(tmp_path):
     assert [run.dtype for run in chain.runs] == [torch.bfloat16, torch.float32]
     frames = (torch.arange(48 * 64, dtype=torch.uint8).reshape(1, 48, 64, 1) % 251).expand(1, 48, 64, 3).contiguous()
     with torch.inference_mode():
-        out = chain(engine.to_model(frames, chain.dtype))
-        codes = engine.process(chain, frames, (96, 128), 0, 16).numpy().astype(np.int64)
+        out = chain(convert.to_model(frames, chain.dtype))
+        codes = convert.process(chain, frames, (96, 128), 0, 16).numpy().astype(np.int64)
     assert out.dtype == torch.float32
     bright = out[(out >= 0.5) & (out < 1)]
     assert bright.numel() > 100

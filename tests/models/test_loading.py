@@ -53,7 +53,7 @@ def test_chain_runs_in_order_and_scales(tmp_path):
 
 
 def test_tiled_run_matches_whole_frame(tmp_path):
-    from remaster.frames.engine import run_tiled
+    from remaster.models.loading import run_tiled
 
     chain = load_chain([make_compact(tmp_path / "a.safetensors", num_conv=1)], device="cpu")
     frame = torch.rand(1, 3, 40, 56)

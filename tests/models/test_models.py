@@ -113,7 +113,7 @@ def test_torchscript_pt_is_refused(tmp_path, doubler):
 
 
 def test_x4_model_in_a_x2_job_gives_the_x2_size(tmp_path):
-    from remaster.frames.engine import process
+    from remaster.frames.convert import process
 
     chain = load_chain([make_compact(tmp_path / "x4.safetensors", scale=4)], device="cpu")
     frames = torch.randint(0, 256, (1, 30, 40, 3), dtype=torch.uint8)

@@ -1,10 +1,11 @@
-"""Frames through the models: the shard engine (decode, batches on the device, encode, out-of-memory
-recovery), how a shard is cut from the prepared title, and frame interpolation."""
+"""Frames through the models: the shard engine (decode, batches on the device, encode) with its parts
+(ffmpeg commands, memory budget, the Runner and its out-of-memory recovery, conversions, chain preparation),
+how a shard is cut from the prepared title, and frame interpolation."""
 
 from .. import lazy_surface
 
 _SURFACE = {
-    "upscale_file": "engine", "Runner": "engine",
+    "upscale_file": "engine", "Runner": "runner",
     "plan_cut": "shards", "cut_input_args": "shards",
     "interpolate_file": "interpolate",
 }

@@ -40,7 +40,7 @@ from ..run.logs import Progress, duration
 from ..run.pipes import read_into, stderr_tail
 from ..run.settings import InterpolateSettings
 
-# BT.709 luma weights; the upscaled shards hold BT.709-matrix limited-range 10-bit YUV (engine.encoder_command)
+# BT.709 luma weights; the upscaled shards hold BT.709-matrix limited-range 10-bit YUV (commands.encoder_command)
 KR, KB = 0.2126, 0.0722
 KG = 1 - KR - KB
 HISTOGRAM_BINS = 64

@@ -3,7 +3,7 @@
 Per-frame upscalers shimmer: each frame is upscaled alone, so fine detail is drawn slightly differently
 every frame. TemporalFix (`remaster.models.temporalfix`) averages each frame with its 3 neighbours on each
 side, warped onto it, where it trusts them. The stage sits between the engine's model runner and its
-writer (`for_shard`, one hook in `engine._upscale`):
+writer (`for_shard`, one hook in `engine.upscale_file`):
 
 - the shard's read plan (`shards.plan_cut` with `context`) reads up to RADIUS frames before and after the
   shard from the prepared title, and the model chain upscales them like the shard's own; the stage uses
@@ -27,6 +27,7 @@ from ..models.loading import run_tiled
 from ..models.precision import AUTO_ORDER, first_that_matches
 from ..models.temporalfix import RADIUS, WINDOW, load_temporalfix
 from ..run.errors import RemasterError
+from .runner import Runner  # the one run path for models
 from .shards import Cut
 
 TILE_OVERLAP = 64  # the plugin's overlap at HD and above: the flow's context reaches far beyond 16 pixels
@@ -94,8 +95,6 @@ class TemporalStage:
 
     def __init__(self, network: TemporalChain, size: tuple[int, int], *, before: int, after: int, frames: int,
                  log: logging.Logger, label: str, finish=None, tile: int = 0):
-        from .engine import Runner  # the one run path for models; engine imports this module lazily too
-
         self.before, self.after, self.frames = before, after, frames
         self.length = before + frames + after  # what the shard's read plan reads
         self.context = before + after

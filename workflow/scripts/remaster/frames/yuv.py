@@ -22,6 +22,11 @@ Y_RANGE, Y_ZERO = 876, 64  # limited range, 10-bit
 C_RANGE, C_ZERO = 896, 512
 
 
+def even(value: float) -> int:
+    """Nearest even integer ≥ 2: 4:2:0 video needs even sizes."""
+    return max(2, int(round(value / 2)) * 2)
+
+
 def frame_words(width: int, height: int) -> int:
     """16-bit words of one yuv420p10le frame."""
     return width * height + 2 * (width // 2) * (height // 2)

@@ -19,6 +19,7 @@ from ..run import media
 from ..run.errors import RemasterError
 from ..run.ffv1 import ffv1_args
 from ..run.files import partial_path
+from ..run.pipes import stderr_last_line
 from .plan import Plan
 
 VARIABLE_RATE_GAPS = 0.1  # damage loses pictures in a few places; a variable-rate source skips slots often
@@ -129,12 +130,9 @@ def prepare_title(title: Path, plan: Plan, out_path: Path, *, expected_seconds: 
                 log.info("prepare: %d/~%d frames, %.1f fps, ETA %dm%02ds", done, expected, rate, eta // 60,
                          eta % 60)
         proc.wait()
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        last_line = (stderr.strip().splitlines() or ["no message"])[-1]
-        raise RemasterError(f"{title}: preparing the frames failed: {last_line}")
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise RemasterError(f"{title}: preparing the frames failed: {stderr_last_line(errors)}")
     frames = media.count_packets(tmp)
     repeated, dropped = int(stats.get("dup_frames", 0) or 0), int(stats.get("drop_frames", 0) or 0)
     if frames == 0:

@@ -144,7 +144,8 @@ def make_preview(title: Path, probe: dict, timestamps: list[float], settings: Up
 
 def still_runner(chain, size: tuple[int, int], settings: UpscaleSettings, log: logging.Logger):
     """The run path's Runner for stills: one frame at a time, 8-bit out (a picture, not the master)."""
-    from ..frames.engine import Runner, to_frames8
+    from ..frames.convert import to_frames8
+    from ..frames.runner import Runner
 
     return Runner(chain, size, batch_size=1, tile=settings.tile, overlap=settings.tile_overlap, log=log,
                   label="preview", finish=to_frames8)
@@ -162,7 +163,7 @@ def upscale_still(runner, frame: np.ndarray) -> np.ndarray:
 
 def _stills(chain, title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings, stills: list[Path],
             flip: Path, log: logging.Logger, plan: Plan, started: float) -> list[dict]:
-    from ..frames.engine import even
+    from ..frames.yuv import even
 
     width, height = frame_size(plan)
     scale = settings.scale or chain.scale

@@ -33,10 +33,26 @@ def read_into(stream, view: memoryview) -> int:
     return got
 
 
+LAST_LINE_BYTES = 1 << 16  # far beyond one ffmpeg message line (its logger cuts lines at 1 KiB)
+
+
+def _tail_text(file, size: int) -> str:
+    """The last `size` bytes a process wrote to `file` (a temporary file), decoded."""
+    file.seek(0, os.SEEK_END)
+    file.seek(max(0, file.tell() - size))
+    return file.read().decode(errors="replace")
+
+
 def stderr_tail(file, most: int = 300) -> str:
     """The last `most` characters of what a process wrote to `file` (a temporary file), for a one-line error."""
-    file.seek(0, os.SEEK_END)
-    file.seek(max(0, file.tell() - 4 * most))
-    text = file.read().decode(errors="replace").strip()
+    text = _tail_text(file, 4 * most).strip()
     file.close()
     return " ".join(text[-most:].split())
+
+
+def stderr_last_line(file) -> str:
+    """The last line a process wrote to `file` (a temporary file), "no message" when it wrote none, for a
+    one-line error."""
+    text = _tail_text(file, LAST_LINE_BYTES)
+    file.close()
+    return (text.strip().splitlines() or ["no message"])[-1]
