@@ -39,7 +39,7 @@ from ..models.claims import job_device
 from ..models.devices import Device, describe
 from ..models.loading import load_chain_steps
 from ..run import media
-from ..run.errors import RemasterError
+from ..run.errors import RemasterError, first_line
 from ..run.files import partial_path
 from ..run.logs import Progress, duration
 from ..run.pipes import read_into, stderr_tail, widen_pipe
@@ -179,8 +179,7 @@ def _device_failure(error: BaseException, chain, label: str) -> RemasterError:
     if missing is not None:
         return RemasterError(f"{label}: compile: true, but torch.compile cannot build kernels on this machine "
                              f"({missing}); install a C++ compiler (and Triton for a GPU) or set compile: false")
-    text = str(error).strip().splitlines()[0][:240] if str(error).strip() else type(error).__name__
-    return RemasterError(f"{label}: {chain_name(chain)} on {describe(chain.device)} failed: {text}; "
+    return RemasterError(f"{label}: {chain_name(chain)} on {describe(chain.device)} failed: {first_line(error)}; "
                          "check the device (nvidia-smi) and run again, or use device: cpu")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from spandrel import ImageModelDescriptor, ModelLoader, ModelTiling, UnsupportedModelError
 
-from ..run.errors import RemasterError
+from ..run.errors import RemasterError, first_line
 from ..run.settings import MODEL_SUFFIXES, ModelStep
 
 try:  # the architectures with restrictive licences, when the user installed them (docs/models.md)
@@ -89,8 +89,8 @@ def load_model(path: Path) -> ImageModelDescriptor:
         hint = "" if EXTRA_ARCHES else " (pip install spandrel-extra-arches adds more, see docs/models.md)"
         raise RemasterError(f"{path}: spandrel does not recognise this model's architecture{hint}") from None
     except Exception as error:  # noqa: BLE001 - a recognised architecture with inconsistent weights
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RemasterError(f"{path}: spandrel recognised the file but could not build the model ({first[:200]})") from None
+        raise RemasterError(f"{path}: spandrel recognised the file but could not build the model "
+                            f"({first_line(error, 200)})") from None
     if not isinstance(descriptor, ImageModelDescriptor):
         raise RemasterError(f"{path}: {descriptor.architecture.name} is not an image-to-image model")
     descriptor.model.eval()
@@ -232,11 +232,6 @@ class StepError(RemasterError):
     """A step failed for a reason other than memory: one line naming the model, step, device, precision."""
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:240]
-
-
 def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: torch.device,
                  error: BaseException) -> StepError:
     """The one-line error for a step that raised, with what to change."""
@@ -250,7 +245,7 @@ def step_failure(number: int, step: ImageModelDescriptor, run: StepRun, device: 
     else:
         advice = "the model's code cannot run this frame; try it alone with `python -m remaster.models inspect`"
     return StepError(f"{run.path}: models[{number}] ({step.architecture.name}) failed on {device} at {name}: "
-                     f"{_first_line(error)}; {advice}")
+                     f"{first_line(error)}; {advice}")
 
 
 def all_finite(values: torch.Tensor) -> bool:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import torch
 from spandrel import ImageModelDescriptor
 
-from ..run.errors import RemasterError
-from .loading import DTYPE_NAMES, DTYPES, _first_line, run_step
+from ..run.errors import RemasterError, first_line
+from .loading import DTYPE_NAMES, DTYPES, run_step
 
 
 def supported_precisions(step: ImageModelDescriptor) -> list[str]:
@@ -57,7 +57,7 @@ def _try(step: ImageModelDescriptor, frame: torch.Tensor, dtype: torch.dtype) ->
         with torch.inference_mode():
             out = run_step(step, frame.to(dtype)).float()
     except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
-        return None, _first_line(error)
+        return None, first_line(error)
     if not torch.isfinite(out).all():
         return None, "its output holds inf or NaN (overflow)"
     return out.clamp(0, 1), ""
@@ -158,7 +158,7 @@ def first_that_matches(run: Callable[[torch.dtype], torch.Tensor], candidates: l
         try:
             out = run(dtype).float()
         except Exception as error:  # noqa: BLE001 - any failure means this precision is not usable
-            why = _first_line(error)
+            why = first_line(error)
         else:
             difference = float((out.clamp(0, 1) - reference).abs().mean())
             if not torch.isfinite(out).all():

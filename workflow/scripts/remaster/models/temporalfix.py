@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..run.errors import RemasterError
+from ..run.errors import RemasterError, first_line
 
 WINDOW = 7  # frames the network sees: RADIUS before the frame, the frame, RADIUS after
 RADIUS = 3
@@ -320,6 +320,5 @@ def load_temporalfix(weights_dir: Path, strength: float, *, device: torch.device
     try:
         model.load_state_dict(blended_state(weights_dir, strength), strict=True)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0][:200]
-        raise RemasterError(f"{weights_dir}: not TemporalFix weights ({first})") from None
+        raise RemasterError(f"{weights_dir}: not TemporalFix weights ({first_line(error, 200)})") from None
     return model.eval().to(device=device, dtype=dtype)
