@@ -1,7 +1,8 @@
 """The probe: what the title holds (streams, frame count and times, geometry, languages, chapters).
 
 `probe_title` returns it as a `Probe` record; probe_source adds the title's disc facts and dumps it to
-probe.json (the keys below are its keys), and every later step reads it back with `Probe.load`.
+probe.json (the keys below are its keys), and every later step reads it back with `Probe.load`. A field
+with a default is one ffprobe may not give (a tag, a count); the readers fell back to the same values before.
 """
 
 from __future__ import annotations
