@@ -170,21 +170,21 @@ def test_titles_of_one_title_set_are_listed_apart(episodes):
 def test_main_title_alone_is_read_with_its_chapters(episodes, tmp_path):
     title = _read(episodes, tmp_path / "t1.mkv")
     description, times = probe_title(title)
-    assert description["frame_count"] == len(times) == 75  # both VOB IDs of title 1, nothing of title 2
-    assert description["video"]["duration"] == pytest.approx(75 * FRAME, abs=FRAME)
-    assert [c["start"] for c in description["chapters"]] == pytest.approx([0.0, 1.0], abs=0.05)
-    assert [(a["codec"], a["language"]) for a in description["audio"]] == [("ac3", "eng"), ("mp2", "ger")]
+    assert description.frame_count == len(times) == 75  # both VOB IDs of title 1, nothing of title 2
+    assert description.video.duration == pytest.approx(75 * FRAME, abs=FRAME)
+    assert [c.start for c in description.chapters] == pytest.approx([0.0, 1.0], abs=0.05)
+    assert [(a.codec, a.language) for a in description.audio] == [("ac3", "eng"), ("mp2", "ger")]
 
     second = _read(episodes, tmp_path / "t2.mkv", title_number=2)
     description, _ = probe_title(second)
-    assert description["frame_count"] == 60
+    assert description.frame_count == 60
     # the title read is the one its record names: the probe takes the IFO facts from it, never chooses again
     facts = disc_facts(Disc.load(tmp_path / "t2.json"))
-    assert (facts["title_number"], facts["vts"], facts["name"]) == (2, 1, episodes.parent.name.replace("_", " "))
-    assert facts["chapters"] == pytest.approx([0.0, 1.0], abs=0.05)
-    assert facts["audio_languages"] == {"0x80": "en", "0x1c1": "de"}  # the PGC numbers the MPEG track 1
-    assert disc_facts(Disc.load(tmp_path / "t1.json"))["title_number"] == 1
-    assert [c["start"] for c in description["chapters"]] == pytest.approx([0.0, 1.0], abs=0.05)
+    assert (facts.title_number, facts.vts, facts.name) == (2, 1, episodes.parent.name.replace("_", " "))
+    assert facts.chapters == pytest.approx([0.0, 1.0], abs=0.05)
+    assert facts.audio_languages == {"0x80": "en", "0x1c1": "de"}  # the PGC numbers the MPEG track 1
+    assert disc_facts(Disc.load(tmp_path / "t1.json")).title_number == 1
+    assert [c.start for c in description.chapters] == pytest.approx([0.0, 1.0], abs=0.05)
     assert authoring.flash_times(second, _ffprobe()) == pytest.approx([30 * FRAME], abs=FRAME / 2)
 
 
@@ -207,7 +207,7 @@ def test_cells_play_in_pgc_order(episodes, tmp_path):
     authoring.patch_cells(disc, 1, [2, 1])  # dvdauthor cannot author this: VOB ID 2 plays first
     assert [c.vob_id for c in list_titles(disc)[0].cells] == [2, 1]
     title = _read(disc, tmp_path / "t1.mkv")
-    assert probe_title(title)[0]["frame_count"] == 75
+    assert probe_title(title)[0].frame_count == 75
     assert authoring.flash_times(title, _ffprobe()) == pytest.approx([20 * FRAME, 55 * FRAME], abs=FRAME)
 
 
@@ -225,7 +225,7 @@ def test_a_decoy_title_is_not_taken(tmp_path, caplog):
     assert titles[1].duration > titles[0].duration and titles[1].unique_duration < titles[0].duration
     with caplog.at_level(logging.INFO, logger=LOG.name):
         title = _read(disc, tmp_path / "t.mkv")
-    assert probe_title(title)[0]["frame_count"] == 75
+    assert probe_title(title)[0].frame_count == 75
     assert "decoy" in caplog.text
 
 
@@ -275,7 +275,7 @@ def test_subtitles_keep_palette_language_and_forced_flag(lpcm_subs, tmp_path):
     title = _read(lpcm_subs, tmp_path / "t.mkv")
     description, _ = probe_title(title)
     out = tmp_path / "subs.mks"
-    written = extract_subtitles(title, out, subtitles=description["subtitles"], log=LOG)
+    written = extract_subtitles(title, out, subtitles=description.subtitles, log=LOG)
     assert written == {"forced": [False, True, False], "forced_only": [2], "captions": 0}
     streams = _json(out, "-show_streams", "-show_data", "-count_packets")["streams"]
     # the French stream mixes an ordinary and a forced subpicture: its forced one also gets a forced track
@@ -303,9 +303,9 @@ def _extradata_palette(dump: str) -> list[tuple[int, int, int]]:
 def test_closed_captions_become_a_text_track(episodes, tmp_path):
     title = _read(episodes, tmp_path / "t1.mkv")
     description, _ = probe_title(title)
-    assert description["video"]["closed_captions"] is True
+    assert description.video.closed_captions is True
     out = tmp_path / "subs.mks"
-    assert extract_subtitles(title, out, subtitles=description["subtitles"], log=LOG)["captions"] == 1
+    assert extract_subtitles(title, out, subtitles=description.subtitles, log=LOG)["captions"] == 1
     stream = _json(out, "-show_streams")["streams"]
     assert [s["codec_name"] for s in stream] == ["subrip"]
     text = media.run(media.ffmpeg_args("-i", media.input_path(out), "-f", "srt", "-"), what="srt").stdout
@@ -359,7 +359,7 @@ def test_captions_that_begin_late_are_found(tmp_path):
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-fflags", "+genpts", "-r", str(authoring.RATE), "-i", str(joined), "-c", "copy",
                     str(title)], check=True)
     description, _ = probe_title(title)
-    assert description["video"]["closed_captions"] is True
+    assert description.video.closed_captions is True
     out = tmp_path / "subs.mks"
     assert extract_subtitles(title, out, subtitles=[], log=LOG)["captions"] == 1
     text = media.run(media.ffmpeg_args("-i", media.input_path(out), "-f", "srt", "-"), what="srt").stdout
@@ -438,13 +438,13 @@ def test_the_disc_record_round_trips_with_its_title(tmp_path):
     Disc("My Disc", title).dump(tmp_path / "disc.json")
     again = Disc.load(tmp_path / "disc.json")
     assert again == Disc("My Disc", title) and again.title.cells[1].seconds == 1.5
-    assert disc_facts(again)["audio_languages"] == {"0x80": "en", "0x1c0": "de"}
-    assert disc_facts(again)["subtitle_languages"] == {"0x20": "fr"}
+    assert disc_facts(again).audio_languages == {"0x80": "en", "0x1c0": "de"}
+    assert disc_facts(again).subtitle_languages == {"0x20": "fr"}
     # VOB files that are not a disc: no IFO facts; a rip's folder without IFOs: its title set, nothing more
-    assert disc_facts(Disc()) == {}
+    assert disc_facts(Disc()) is None
     vobs = (tmp_path / "VTS_03_1.VOB", tmp_path / "VTS_03_2.VOB")
     facts = disc_facts(Disc("rip", vob_title(vobs)))
-    assert (facts["vts"], facts["title_number"], facts["read_from"], facts["chapters"]) == (3, None, "vob-size", [])
+    assert (facts.vts, facts.title_number, facts.read_from, facts.chapters) == (3, None, "vob-size", ())
     (tmp_path / "broken.json").write_text('{"name": "x", "title": {"number": 1}}')
     with pytest.raises(RemasterError, match=r"broken\.json: not a disc record") as error:
         Disc.load(tmp_path / "broken.json")

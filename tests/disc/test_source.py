@@ -110,5 +110,5 @@ def test_an_iso_images_ifo_facts_reach_the_probe(authored, tmp_path):
     # read_title chooses the title and writes its record; the probe reads that record, never the disc again
     read_title(resolve_source(str(image)), tmp_path / "title.mkv", log=logging.getLogger("test")).dump(tmp_path / "disc.json")
     facts = disc_facts(Disc.load(tmp_path / "disc.json"))
-    assert facts["title_number"] == 1 and facts["name"] == "My Disc"  # auto: of two equal titles, the first
-    assert facts["audio_languages"] == {"0x80": "en"}
+    assert facts.title_number == 1 and facts.name == "My Disc"  # auto: of two equal titles, the first
+    assert facts.audio_languages == {"0x80": "en"}

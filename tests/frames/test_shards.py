@@ -26,10 +26,10 @@ def test_each_shard_is_cut_frame_exactly(tmp_path, demo_disc):
     title = tmp_path / "title.vob"
     concat_files([demo_disc / "VTS_01_1.VOB", demo_disc / "VTS_01_2.VOB"], title)
     description, timestamps = probe_title(title)
-    assert description["frame_count"] == len(timestamps) == 24
+    assert description.frame_count == len(timestamps) == 24
     plan = make_plan(description, FrontEndSettings(scan="progressive"), title=title, scale=2)
     prepared = tmp_path / "prepared.mkv"
-    facts = prepare_title(title, plan, prepared, expected_seconds=description["video"]["duration"],
+    facts = prepare_title(title, plan, prepared, expected_seconds=description.video.duration,
                           log=logging.getLogger("test"))
     assert facts["frame_count"] == 24 and (facts["width"], facts["height"]) == (640, 480)
     from remaster.frames import commands

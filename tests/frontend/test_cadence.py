@@ -57,7 +57,7 @@ def _prepare(source: Path, tmp_path: Path, **settings) -> tuple[dict, dict, Path
     detected = detect_scan(source, ffmpeg=ffmpeg)
     plan = plans.make_plan(probe, FrontEndSettings(**settings), title=source, detected=detected)
     out = tmp_path / f"{source.stem}.prepared.mkv"
-    facts = prepare.prepare_title(source, plan, out, expected_seconds=probe["video"]["duration"],
+    facts = prepare.prepare_title(source, plan, out, expected_seconds=probe.video.duration,
                                   log=logging.getLogger("test"))
     return plan, facts, out
 
@@ -159,7 +159,7 @@ def test_scan_hybrid_in_the_config_finds_a_short_film_part(tmp_path):
     assert re.search(r"scan: hybrid in the config; .* finds \d+ film and \d+ interlaced video frames",
                      plan.decisions["scan"].evidence)
     out = tmp_path / "prepared.mkv"
-    facts = prepare.prepare_title(disc, plan, out, expected_seconds=probe["video"]["duration"],
+    facts = prepare.prepare_title(disc, plan, out, expected_seconds=probe.video.duration,
                                   log=logging.getLogger("test"))
     films, fields = cadence.SHORT_FILM_FRAMES, 2 * cadence.SHORT_FILM_VIDEO_FRAMES
     assert facts["frame_count"] == films + fields
@@ -237,8 +237,9 @@ def test_prepare_drains_ffmpegs_messages_while_reading_its_progress(tmp_path, mo
     chatty = [sys.executable, "-c", "import sys; sys.stderr.write('decode error\\n' * 40000); "
               "sys.stderr.write('the last message\\n'); print('progress=end'); sys.exit(1)"]
     monkeypatch.setattr(prepare, "prepare_command", lambda *args, **kwargs: chatty)
-    probe = {"format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
-             "video": {"fps": "25/1", "dar": "4:3", "sar": "1:1", "width": 64, "height": 48, "start_time": 0.0}}
+    probe = probes.Probe.from_dict({
+        "title_file": "title.vob", "frame_count": 25, "format": {"start_time": 0.0}, "audio": [], "subtitles": [],
+        "chapters": [], "video": {"fps": "25/1", "dar": "4:3", "sar": "1:1", "width": 64, "height": 48, "start_time": 0.0}})
     plan = plans.make_plan(probe, FrontEndSettings(scan="progressive"), title=tmp_path / "title.vob")
     outcome = []
 

@@ -58,11 +58,14 @@ def test_an_unknown_preset_names_the_choices():
 
 @pytest.mark.unit
 def test_the_plan_cleans_up_after_deinterlacing_and_before_crop():
+    from remaster.disc.probe import Probe
     from remaster.frontend.plan import make_plan
     from remaster.run.settings import FrontEndSettings
 
-    probe = {"video": {"width": 720, "height": 576, "fps": "25", "sar": "16:15", "dar": "4:3", "start_time": 0},
-             "audio": [], "subtitles": [], "chapters": [], "format": {"start_time": 0}}
+    probe = Probe.from_dict({
+        "title_file": "title.vob", "frame_count": 250,
+        "video": {"width": 720, "height": 576, "fps": "25", "sar": "16:15", "dar": "4:3", "start_time": 0},
+        "audio": [], "subtitles": [], "chapters": [], "format": {"start_time": 0}})
     settings = FrontEndSettings(scan="interlaced", field_order="tff", crop="704:576:8:0", cleanup="hqdn3d")
     filters = make_plan(probe, settings, title=REPO).filters.split(",")
     names = [f.split("=")[0] for f in filters]

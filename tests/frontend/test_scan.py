@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from remaster.disc.probe import ProbeVideo
 from remaster.frontend import colour as colours
 from remaster.frontend.geometry import detect_crop, square_geometry
 from remaster.frontend.scan import ScanDecision, detect_scan, scan_filters
@@ -197,18 +198,23 @@ def test_square_geometry_rejects_nonsense():
         square_geometry(0, 480, Fraction(1))
 
 
+def _video(height: int, **tags) -> ProbeVideo:
+    """The probe's video stream of a `height`-line picture with ffprobe's colour `tags`."""
+    return ProbeVideo(width=720, height=height, fps="25/1", sar="1:1", dar="4:3", **tags)
+
+
 @pytest.mark.unit
 def test_colour_by_lines_and_tags():
-    ntsc = colours.decide({"height": 480})
+    ntsc = colours.decide(_video(480))
     assert (ntsc.system, ntsc.from_tags, ntsc.range) == ("ntsc", (), "tv")
     assert (ntsc.matrix, ntsc.primaries, ntsc.transfer) == ("smpte170m", "smpte170m", "smpte170m")
-    pal = colours.decide({"height": 576, "color_space": "unknown", "color_primaries": "unknown"})
+    pal = colours.decide(_video(576, color_space="unknown", color_primaries="unknown"))
     assert (pal.matrix, pal.primaries, pal.decoder_matrix) == ("bt470bg", "bt470bg", "bt601")
     assert "ispace=bt709:iprimaries=bt470bg" in pal.to_bt709() and pal.to_bt709().startswith("colorspace=space=bt709")
     # a meaningful tag wins over the line count
-    tagged = colours.decide({"height": 480, "color_space": "bt470bg", "color_range": "tv"})
+    tagged = colours.decide(_video(480, color_space="bt470bg", color_range="tv"))
     assert tagged.matrix == "bt470bg" and tagged.from_tags == ("matrix",)
-    assert colours.decide({"height": 480, "color_range": "pc"}).range == "pc"
+    assert colours.decide(_video(480, color_range="pc")).range == "pc"
     assert colours.Colour.from_dict(pal.as_dict()) == pal
 
 
@@ -217,7 +223,7 @@ def test_colour_by_lines_and_tags():
 def test_untagged_hd_is_bt709_for_every_stage(height):
     """An untagged HD source was read as BT.601 by the plan (any height over 500 lines was PAL) while the
     probe's matrix said BT.709: one decision now, BT.709, with no primaries conversion at the encode."""
-    colour = colours.decide({"height": height})
+    colour = colours.decide(_video(height))
     assert (colour.system, colour.matrix, colour.decoder_matrix) == ("hd", "bt709", "bt709")
     assert colour.to_bt709() is None
     assert colour.tags() == ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
@@ -229,7 +235,7 @@ def test_untagged_hd_is_bt709_for_every_stage(height):
 @pytest.mark.parametrize("transfer", ["bt470bg", "bt470m", "smpte170m", "bt709"])
 def test_a_tagged_transfer_tags_the_prepared_title(transfer, tmp_path):
     """ffprobe reports a PAL disc's described transfer as bt470bg, which ffmpeg's -color_trc refuses (gamma28)."""
-    colour = colours.decide({"height": 576, "color_transfer": transfer})
+    colour = colours.decide(_video(576, color_transfer=transfer))
     assert colour.from_tags == ("transfer",)
     subprocess.run([media.tool("ffmpeg"), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=s=32x32",
                     "-frames:v", "1", *colour.tags(), "-c:v", "ffv1", str(tmp_path / "tagged.mkv")], check=True)
@@ -239,4 +245,4 @@ def test_a_tagged_transfer_tags_the_prepared_title(transfer, tmp_path):
 
 def test_colour_filter_runs(letterbox):
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(letterbox), "-frames:v", "2",
-                    "-vf", colours.decide({"height": 480}).to_bt709(), "-f", "null", "-"], check=True)
+                    "-vf", colours.decide(_video(480)).to_bt709(), "-f", "null", "-"], check=True)

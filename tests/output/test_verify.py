@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from remaster.disc.probe import Probe
 from remaster.frontend.plan import Plan, make_plan
 from remaster.output.flicker import FlickerMeter, summary
 from remaster.output.verify import Check, Flicker, LostPictures, Verification, expectations, verify_master
@@ -39,9 +40,9 @@ def run(tmp_path_factory, demo_disc, tiny_model):
 def verify(workdir: Path, master: Path):
     """remaster.verify on `master`, with what the workflow's verify_master rule gives it."""
     results = workdir / RESULTS
-    probe = json.loads((results / "probe_source" / "probe.json").read_text())
+    probe = Probe.load(results / "probe_source" / "probe.json")
     return verify_master(
-        master, probe, workdir / probe["title_file"], plan=Plan.load(results / "plan_disc" / "plan.json"),
+        master, probe, workdir / probe.title_file, plan=Plan.load(results / "plan_disc" / "plan.json"),
         prepared=Prepared.load(results / "prepare_title" / "prepared.json"),
         prepared_file=results / "prepare_title" / "prepared.mkv",
     )
@@ -117,11 +118,11 @@ def test_audio_out_of_sync_by_more_than_a_frame_fails(run):
 
 def test_missing_chapter_fails(run):
     results = run / RESULTS
-    probe = json.loads((results / "probe_source" / "probe.json").read_text())
+    probe = Probe.load(results / "probe_source" / "probe.json")
     plan = Plan.load(results / "plan_disc" / "plan.json")
     master = run / "masters" / "my disc.mkv"
     # the source's chapters and one more than the master holds
-    result = verify_master(master, probe, run / probe["title_file"],
+    result = verify_master(master, probe, run / probe.title_file,
                            plan=dataclasses.replace(plan, chapters=(*plan.chapters, 0.5)),
                            prepared=Prepared.load(results / "prepare_title" / "prepared.json"),
                            prepared_file=results / "prepare_title" / "prepared.mkv")
@@ -133,9 +134,10 @@ def test_missing_chapter_fails(run):
 def test_pictures_lost_to_source_damage_are_expected_and_named():
     """A damaged disc: the front end logged 5 pictures its span promised and the title could not hold;
     the master is judged on that timeline (it ended red: -5 frames), and the loss is named, not failed."""
-    probe = {"frame_count": 355, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
-             "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
-                       "duration": 12.012, "start_time": 0.0}}
+    probe = Probe.from_dict({
+        "title_file": "title.vob", "frame_count": 355, "format": {"start_time": 0.0}, "audio": [], "subtitles": [],
+        "chapters": [], "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
+                                  "duration": 12.012, "start_time": 0.0}})
     plan = make_plan(probe, FrontEndSettings(scan="progressive"), title=Path("title.vob"))
     facts = {"frame_count": 355, "fps": "30000/1001", "width": 640, "height": 480, "damaged": [[2.94, 3.14]],
              "repeated_frames": 6, "dropped_frames": 0}
@@ -209,9 +211,10 @@ def test_flicker_meter_sees_added_noise():
 
 @pytest.mark.unit
 def test_expected_count_follows_the_prepared_title():
-    probe = {"frame_count": 30, "format": {"start_time": 0.0}, "audio": [], "subtitles": [], "chapters": [],
-             "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
-                       "duration": 1.001, "start_time": 0.0}}
+    probe = Probe.from_dict({
+        "title_file": "title.vob", "frame_count": 30, "format": {"start_time": 0.0}, "audio": [], "subtitles": [],
+        "chapters": [], "video": {"fps": "30000/1001", "dar": "4:3", "sar": "8:9", "width": 720, "height": 480,
+                                  "duration": 1.001, "start_time": 0.0}})
     plan = make_plan(probe, FrontEndSettings(scan="telecine", field_order="tff"), title=Path("title.vob"))
     prepared = Prepared.from_facts({"frame_count": 24, "fps": "24000/1001"}, shard_frames=10)
     ivtc = expectations(probe, plan, prepared)

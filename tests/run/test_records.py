@@ -21,14 +21,18 @@ def test_shard_bounds_cover_every_frame_once():
 def _plan():
     from pathlib import Path
 
+    from remaster.disc.probe import Probe
     from remaster.frontend.plan import make_plan
     from remaster.run.settings import FrontEndSettings
 
-    probe = {"format": {"start_time": 0.2, "title": "A Film"}, "chapters": [{"start": 0.2}, {"start": 60.2}],
+    probe = Probe.from_dict({
+             "title_file": "title.mkv", "frame_count": 2997,
+             "format": {"start_time": 0.2, "title": "A Film"},
+             "chapters": [{"start": 0.2, "end": 60.2}, {"start": 60.2, "end": 100.2}],
              "video": {"fps": "30000/1001", "dar": "16:9", "sar": "32:27", "width": 720, "height": 480,
                        "duration": 100.0, "start_time": 0.2},
              "audio": [{"index": 1, "codec": "ac3", "language": "en", "start_time": 0.3, "id": "0x80"}],
-             "subtitles": [{"index": 2, "codec": "dvd_subtitle", "language": "fr", "id": "0x20"}]}
+             "subtitles": [{"index": 2, "codec": "dvd_subtitle", "language": "fr", "id": "0x20"}]})
     return make_plan(probe, FrontEndSettings(scan="telecine"), title=Path("title.mkv"), crop_found=(704, 480, 8, 0))
 
 

@@ -18,9 +18,10 @@ from snakemake.utils import validate
 from remaster.run import disk as remaster_disk
 from remaster.run import media, preflight
 from remaster.run import sheet as remaster_sheet
+from remaster.disc.probe import Probe
 from remaster.disc.source import title_seconds
 from remaster.run.errors import RemasterError
-from remaster.run.records import Prepared, read_json
+from remaster.run.records import Prepared
 
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
 
@@ -139,10 +140,10 @@ def prepared(wildcards) -> Prepared:
     )
 
 
-def probe_data(wildcards):
-    """The probe's JSON; it exists whenever the title's prepare_title checkpoint has run."""
+def probe_data(wildcards) -> Probe:
+    """The probe's record; it exists whenever the title's prepare_title checkpoint has run."""
     checkpoints.prepare_title.get(disc=wildcards.disc)
-    return read_json(PROBE.format(disc=wildcards.disc))
+    return Probe.load(PROBE.format(disc=wildcards.disc))
 
 
 def shards(wildcards):
@@ -184,7 +185,7 @@ def audio_tracks(wildcards):
     """The copied audio tracks, when the title has any."""
     return (
         f"results/{wildcards.disc}/extract_audio/audio.mka"
-        if probe_data(wildcards)["audio"]
+        if probe_data(wildcards).audio
         else []
     )
 
@@ -194,7 +195,7 @@ def subtitle_tracks(wildcards):
     probe = probe_data(wildcards)
     return (
         f"results/{wildcards.disc}/extract_subtitles/subtitles.mks"
-        if probe["subtitles"] or probe["video"].get("closed_captions")
+        if probe.subtitles or probe.video.closed_captions
         else []
     )
 

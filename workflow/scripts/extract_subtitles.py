@@ -3,15 +3,15 @@ captions (as text) into one Matroska file."""
 
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.disc.subtitles import extract_subtitles
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import read_json
 
 log = step_logger("extract_subtitles", snakemake.log[0])
 with reported(log):
     title = Path(snakemake.input.title)
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     with atomic_output(Path(snakemake.output.subtitles)) as tmp:
-        extract_subtitles(title, tmp, subtitles=probe["subtitles"], log=log)
+        extract_subtitles(title, tmp, subtitles=probe.subtitles, log=log)
     log.info("wrote the subtitle tracks of %s into %s", title, snakemake.output.subtitles)

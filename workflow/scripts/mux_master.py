@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.frontend.cadence import frame_times
 from remaster.frontend.plan import Plan
 from remaster.output.mux import (
@@ -18,7 +19,7 @@ from remaster.run import media
 from remaster.run.errors import RemasterError
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, read_json
+from remaster.run.records import Prepared
 
 log = step_logger("mux_master", snakemake.params.log)
 # the rule's own log too (named by the master's path), beside the disc's folder of logs
@@ -26,7 +27,7 @@ _handler = logging.FileHandler(snakemake.log[0], mode="w")
 _handler.setFormatter(log.handlers[0].formatter)
 log.addHandler(_handler)
 with reported(log):
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)
     output = Path(snakemake.output.master)

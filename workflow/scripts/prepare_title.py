@@ -3,21 +3,22 @@
 from fractions import Fraction
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.frontend.plan import Plan
 from remaster.frontend.prepare import damaged_ranges, prepare_title
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, read_json
+from remaster.run.records import Prepared
 
 log = step_logger("prepare_title", snakemake.log[0])
 with reported(log):
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     log.info("filters: %s → %s fps", plan.filters or "(none)", plan.fps)
     if plan.hybrid:
         log.info("hybrid title: film chain %s; video chain %s; %s", plan.cadence.film, plan.cadence.video,
                  "variable rate" if plan.vfr else f"constant {plan.fps} fps (vfr: false)")
     facts = prepare_title(Path(snakemake.input.title), plan, Path(snakemake.output.prepared),
-                          expected_seconds=probe["video"]["duration"], log=log, retime=snakemake.params.retime)
+                          expected_seconds=probe.video.duration, log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
     timestamps = [float(t) for t in Path(snakemake.input.frames).read_text().split()]
     facts["damaged"] = damaged_ranges(timestamps)

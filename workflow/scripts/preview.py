@@ -3,15 +3,15 @@
 import json
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.frontend.plan import Plan
 from remaster.output.preview import make_preview
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import read_json
 
 log = step_logger("preview", snakemake.log[0])
 with reported(log):
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     timestamps = [float(line) for line in Path(snakemake.input.frames).read_text().split()]
     shown = make_preview(

@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.frontend.plan import Plan
 from remaster.output import report
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, ShardResult, read_json
+from remaster.run.records import Prepared, ShardResult
 
 log = step_logger("summarize_run", snakemake.log[0])
 with reported(log):
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     params = snakemake.params
     plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)

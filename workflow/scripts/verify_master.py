@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from remaster.disc.probe import Probe
 from remaster.frontend.plan import Plan
 from remaster.output import flicker as remaster_flicker
 from remaster.output.report import verify_page
@@ -9,11 +10,11 @@ from remaster.output.verify import verify_master
 from remaster.run.errors import RemasterError
 from remaster.run.files import atomic_output
 from remaster.run.logs import reported, step_logger
-from remaster.run.records import Prepared, read_json
+from remaster.run.records import Prepared
 
 log = step_logger("verify_master", snakemake.log[0])
 with reported(log):
-    probe = read_json(snakemake.input.probe)
+    probe = Probe.load(snakemake.input.probe)
     plan = Plan.load(snakemake.input.plan)
     prepared = Prepared.load(snakemake.input.facts)
     result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan,

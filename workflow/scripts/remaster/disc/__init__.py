@@ -7,7 +7,7 @@ _SURFACE = {
     "Source": "source", "resolve_source": "source",
     "Title": "dvd", "DiscError": "dvd", "list_titles": "dvd", "choose_title": "dvd",
     "read_title": "reader", "Disc": "reader",
-    "probe_title": "probe",
+    "probe_title": "probe", "Probe": "probe", "DiscFacts": "probe",
     "join_vobs": "voblist", "concat_files": "voblist",
     "extract_subtitles": "subtitles",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +26,13 @@ from .voblist import join_vobs
 COPIED_AUDIO = {"ac3", "eac3", "dts", "mp2", "mp3", "mp1", "aac", "flac", "truehd", "opus", "vorbis"}
 
 
-def audio_codec_args(audio: list[dict]) -> list[str]:
-    """Per-track output codec options: copy, bit for bit, what Matroska can hold; LPCM (pcm_dvd, pcm_bluray)
-    to FLAC, lossless and a third of the size of PCM in Matroska, at the source's bit depth."""
+def audio_codec_args(codecs: Sequence[str | None]) -> list[str]:
+    """Per-track output codec options, from each audio track's codec name (ffprobe's, in track order): copy,
+    bit for bit, what Matroska can hold; LPCM (pcm_dvd, pcm_bluray) to FLAC, lossless and a third of the size
+    of PCM in Matroska, at the source's bit depth."""
     args: list[str] = []
-    for n, track in enumerate(audio):
-        if track.get("codec") in COPIED_AUDIO:
+    for n, codec in enumerate(codecs):
+        if codec in COPIED_AUDIO:
             args += [f"-c:a:{n}", "copy"]
         else:
             # FLAC keeps up to 24 bits; DVD LPCM is 16, 20 or 24 bits
@@ -117,7 +119,7 @@ def read_dvd_title(folder: Path, out: Path, *, title_number: int | str = "auto",
     for track in (s for s in described.get("streams", []) if s.get("codec_type") == "subtitle"):
         log.info("subtitle %s: %s, language %s", track.get("id"), track.get("codec_name"),
                  (track.get("tags") or {}).get("language", "und"))
-    codecs = audio_codec_args([{"codec": t.get("codec_name")} for t in audio])
+    codecs = audio_codec_args([t.get("codec_name") for t in audio])
     with atomic_output(out) as tmp:
         cmd = media.ffmpeg_args(*dvd_input_args(folder, info.number, angle, trim=trim), *in_args, "-i", str(media_path),
                                 "-map", "0:v:0", "-map", "0:a?", "-map", "0:s?", "-c", "copy", *codecs,

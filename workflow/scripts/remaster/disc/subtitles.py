@@ -13,10 +13,15 @@ import logging
 import struct
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..run import media
+
+if TYPE_CHECKING:  # the probe imports this module
+    from .probe import ProbeSubtitle
 
 FSTA_DSP = 0x00  # forced start display
 _ARGUMENT_BYTES = {0x00: 0, 0x01: 0, 0x02: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4}
@@ -169,18 +174,18 @@ def closed_captions(title: Path, out: Path) -> int:
     return count
 
 
-def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: logging.Logger) -> dict:
+def extract_subtitles(title: Path, out: Path, *, subtitles: Sequence[ProbeSubtitle], log: logging.Logger) -> dict:
     """Every subtitle stream of the title, stream-copied (the VobSub palette travels in the codec private
     data), forced tracks marked, a forced-only copy of each track that mixes forced and ordinary subpictures,
     and the closed captions as one more text track; written to `out` (Matroska) on the title's clock, in that
     order. Returns what was written, for the log and the tests."""
-    vobsub = count_forced(title, [n for n, track in enumerate(subtitles) if track.get("codec") == "dvd_subtitle"])
+    vobsub = count_forced(title, [n for n, track in enumerate(subtitles) if track.codec == "dvd_subtitle"])
     flags = []
     for n, track in enumerate(subtitles):
         counted = vobsub.get(n, ForcedCount(0, 0))
         flags.append(counted)
         kind = ": a forced track" if counted.all_forced else ": a forced-only copy is added" if counted.mixed else ""
-        log.info("subtitle %d (%s): %d subpictures, %d forced%s", n, track.get("language") or "und",
+        log.info("subtitle %d (%s): %d subpictures, %d forced%s", n, track.language or "und",
                  counted.total, counted.forced, kind)
     mixed = [n for n, counted in enumerate(flags) if counted.mixed]
     captions = out.with_name(f".{out.name}.cc.srt")
@@ -198,7 +203,7 @@ def extract_subtitles(title: Path, out: Path, *, subtitles: list[dict], log: log
             maps += ["-map", f"0:s:{n}"]
             options += [f"-bsf:s:{track}", keep_only(flags[n].indices), f"-disposition:s:{track}", "forced",
                         f"-metadata:s:s:{track}", "title=Forced only",
-                        f"-metadata:s:s:{track}", f"language={subtitles[n].get('language') or 'und'}"]
+                        f"-metadata:s:s:{track}", f"language={subtitles[n].language or 'und'}"]
         if n_captions:
             args += ["-i", media.input_path(captions)]
             maps += ["-map", "1:s"]

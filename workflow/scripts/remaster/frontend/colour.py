@@ -10,6 +10,10 @@ BT.709. So an untagged HD source is BT.709 everywhere, and a full-range capture 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..disc.probe import ProbeVideo
 
 # ffprobe's tag values the colorspace filter understands, per property
 _KNOWN = {
@@ -86,18 +90,18 @@ def system(height: int) -> str:
     return "pal" if height in (576, 288) or (height not in (480, 240) and height > 500) else "ntsc"
 
 
-def decide(video: dict) -> Colour:
+def decide(video: ProbeVideo) -> Colour:
     """The source's colour from the probe's video stream (its `height` and ffprobe's colour tags): each tag
     the colorspace filter understands is kept, the rest come from the system the line count implies; full
     range when the stream says so (`pc` or `jpeg`), else limited."""
-    defaults = _SYSTEMS[system(int(video["height"]))]
+    defaults = _SYSTEMS[system(video.height)]
     values, from_tags = {}, []
     for key, default in defaults.items():
-        tag = str(video.get(_PROBE_KEYS[key]) or "")
+        tag = str(getattr(video, _PROBE_KEYS[key]) or "")
         tag = _TRANSFER_NAMES.get(tag, tag) if key == "transfer" else tag
         values[key] = tag if tag in _KNOWN[key] else default
         if tag in _KNOWN[key]:
             from_tags.append(key)
-    full = video.get("color_range") in ("pc", "jpeg")
-    return Colour(**values, range="pc" if full else "tv", system=system(int(video["height"])),
+    full = video.color_range in ("pc", "jpeg")
+    return Colour(**values, range="pc" if full else "tv", system=system(video.height),
                   from_tags=tuple(from_tags))

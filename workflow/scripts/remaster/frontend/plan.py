@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ..disc.probe import DiscFacts, Probe
 from ..run.errors import RemasterError
 from ..run.records import Record
 from ..run.settings import FrontEndSettings
@@ -137,7 +138,7 @@ def _scan(settings: FrontEndSettings, detected: ScanDecision | None) -> tuple[st
     return detected.scan, order, _decision(detected.scan, source, detected.reason, "scan")
 
 
-def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info: dict | None = None,
+def make_plan(probe: Probe, settings: FrontEndSettings, *, title: Path, disc_info: DiscFacts | None = None,
               detected: ScanDecision | None = None, crop_found: tuple[int, int, int, int] | None = None,
               scale: float = 1, fallback_title: str = "", pulldown: bool | None = None) -> Plan:
     """Decide how the title becomes progressive, square-pixel frames for the models, and what the master carries.
@@ -145,9 +146,9 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
     `pulldown` says whether the stream has repeat-first-field flags when no `detected` decision holds
     that fact (a scan named in the config); the flags are honoured whatever the scan.
     """
-    video = probe["video"]
-    width, height = int(video["width"]), int(video["height"])
-    source_fps = _ratio(settings.fps) if settings.fps != "auto" else _ratio(video["fps"])
+    video = probe.video
+    width, height = video.width, video.height
+    source_fps = _ratio(settings.fps) if settings.fps != "auto" else _ratio(video.fps)
     scan, field_order, scan_decision = _scan(settings, detected)
     if detected is not None and detected.scan == scan:
         decided = dataclasses.replace(detected, field_order=field_order)
@@ -183,17 +184,17 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
         raise RemasterError(f"crop: {settings.crop} does not fit in the {width}x{height} frame")
 
     stored_w, stored_h = (crop[0], crop[1]) if crop else (width, height)
-    sar = _ratio(video["sar"]) or Fraction(1)
+    sar = _ratio(video.sar) or Fraction(1)
     if settings.display_aspect != "auto":
         # the override is the shape of the whole frame; a crop keeps its share of it
         frame_dar = _ratio(settings.display_aspect)
         aspect = frame_dar * Fraction(stored_w, width) / Fraction(stored_h, height)
         aspect_decision = _decision(settings.display_aspect, "config",
-                                    f"display_aspect: {settings.display_aspect} overrules the disc's {video['dar']}",
+                                    f"display_aspect: {settings.display_aspect} overrules the disc's {video.dar}",
                                     "display_aspect")
     else:
         aspect = Fraction(stored_w) * sar / stored_h
-        aspect_decision = _decision(video["dar"], "auto", f"stream flags: SAR {video['sar']}, DAR {video['dar']}",
+        aspect_decision = _decision(video.dar, "auto", f"stream flags: SAR {video.sar}, DAR {video.dar}",
                                     "display_aspect")
     model_w, model_h = square_geometry(stored_w, stored_h, Fraction(1), display_aspect=aspect,
                                                target_height=settings.target_height, scale=max(int(scale), 1))
@@ -206,26 +207,26 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
 
     colour = colours.decide(video)
 
-    disc_info = disc_info or {}
+    disc_info = disc_info or DiscFacts()  # not a disc: no IFO languages, chapters or name
     audio = []
-    for n, track in enumerate(probe["audio"]):
-        language, source = language_code(track.get("language")), "stream"
+    for n, track in enumerate(probe.audio):
+        language, source = language_code(track.language), "stream"
         if n < len(settings.audio_languages):
             language, source = settings.audio_languages[n], "config"
-        elif disc_info.get("audio_languages", {}).get(str(track.get("id"))):
-            language, source = language_code(disc_info["audio_languages"][str(track.get("id"))]), "ifo"
-        audio.append(AudioTrack(track["index"], track["codec"], language, source if language else "unknown",
-                                round(track["start_time"] - video["start_time"], 6)))
+        elif disc_info.audio_languages.get(str(track.id)):
+            language, source = language_code(disc_info.audio_languages[str(track.id)]), "ifo"
+        audio.append(AudioTrack(track.index, track.codec, language, source if language else "unknown",
+                                round(track.start_time - video.start_time, 6)))
     subtitles = []
-    for n, track in enumerate(probe["subtitles"]):
-        language = language_code(track.get("language"))
+    for n, track in enumerate(probe.subtitles):
+        language = language_code(track.language)
         if n < len(settings.subtitle_languages):
             language = settings.subtitle_languages[n]
-        elif disc_info.get("subtitle_languages", {}).get(str(track.get("id"))):
-            language = language_code(disc_info["subtitle_languages"][str(track.get("id"))])
-        subtitles.append(SubtitleTrack(track["index"], track["codec"], language))
-    chapters = disc_info.get("chapters") or [c["start"] - probe["format"]["start_time"] for c in probe["chapters"]]
-    name = settings.title or disc_info.get("name") or probe["format"].get("title") or fallback_title
+        elif disc_info.subtitle_languages.get(str(track.id)):
+            language = language_code(disc_info.subtitle_languages[str(track.id)])
+        subtitles.append(SubtitleTrack(track.index, track.codec, language))
+    chapters = disc_info.chapters or [c.start - probe.format.start_time for c in probe.chapters]
+    name = settings.title or disc_info.name or probe.format.title or fallback_title
 
     return Plan(
         scan=scan,
@@ -250,7 +251,7 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
                                      "idet's majority of combed frames" if field_order else "progressive: no fields",
                                      "field_order"),
             "fps": _decision(f"{out_fps.numerator}/{out_fps.denominator}", "config" if settings.fps != "auto" else "auto",
-                             f"stream rate {video['fps']}, scan {scan}, deinterlace_rate {settings.deinterlace_rate}"
+                             f"stream rate {video.fps}, scan {scan}, deinterlace_rate {settings.deinterlace_rate}"
                              + (", pulldown flags honoured" if decided.pulldown else "")
                              + ("; variable rate: film sections at 24000/1001, this rate is the video sections'"
                                 if vfr else "; constant rate: film pictures repeated 3:2" if scan == "hybrid" else ""),
@@ -267,7 +268,7 @@ def make_plan(probe: dict, settings: FrontEndSettings, *, title: Path, disc_info
     )
 
 
-def plan_title(title: Path, probe: dict, settings: FrontEndSettings, *, ffmpeg: str, scale: float = 2,
+def plan_title(title: Path, probe: Probe, settings: FrontEndSettings, *, ffmpeg: str, scale: float = 2,
                fallback_title: str = "", log: logging.Logger) -> Plan:
     """Measure what the settings leave to the front end, then decide: the detectors the plan needs, run here.
 
@@ -286,7 +287,7 @@ def plan_title(title: Path, probe: dict, settings: FrontEndSettings, *, ffmpeg: 
         spans = sample_windows(duration(title, ffmpeg=ffmpeg), windows=6, seconds=20.0)
         pulldown = pulldown_fraction(title, ffmpeg=ffmpeg, spans=spans) > PULLDOWN_MIN_FRACTION
     crop_found = detect_crop(title, ffmpeg=ffmpeg) if settings.crop in ("auto", "none") else None
-    return make_plan(probe, settings, title=title, disc_info=probe.get("disc"), detected=detected,
+    return make_plan(probe, settings, title=title, disc_info=probe.disc, detected=detected,
                      crop_found=crop_found, scale=scale, fallback_title=fallback_title, pulldown=pulldown)
 
 

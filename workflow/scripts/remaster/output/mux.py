@@ -8,6 +8,7 @@ import shutil
 from fractions import Fraction
 from pathlib import Path
 
+from ..disc.probe import Probe
 from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
@@ -99,16 +100,16 @@ def mux_command(list_file: Path, out_tmp: Path, *, plan: Plan, offsets: dict[str
                              "-f", "matroska", str(out_tmp))
 
 
-def track_offsets(probe: dict, subtitle_start: float | None = None) -> dict[str, float]:
+def track_offsets(probe: Probe, subtitle_start: float | None = None) -> dict[str, float]:
     """When each kind of track starts after the source's start (s): the master keeps the source's sync.
 
     `subtitle_start` is the extracted subtitle file's own start on the title's clock, when known: its first
     cue may be a closed caption that comes before any subpicture stream starts."""
-    zero = probe["format"]["start_time"]
+    zero = probe.format.start_time
     offsets = {
-        "video": max(probe["video"]["start_time"] - zero, 0.0),
-        "audio": max(min((a["start_time"] for a in probe["audio"]), default=zero) - zero, 0.0),
-        "subtitles": max(min((s.get("start_time", zero) for s in probe["subtitles"]), default=zero) - zero, 0.0),
+        "video": max(probe.video.start_time - zero, 0.0),
+        "audio": max(min((a.start_time for a in probe.audio), default=zero) - zero, 0.0),
+        "subtitles": max(min((s.start_time for s in probe.subtitles), default=zero) - zero, 0.0),
     }
     if subtitle_start is not None:
         offsets["subtitles"] = max(subtitle_start - zero, 0.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..disc.probe import Probe
 from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
@@ -37,15 +38,14 @@ def preview_frames(frame_count: int, stills: int) -> list[int]:
 SEEK_BACK = 5.0  # seconds: seek this far before the frame, then decode up to it (seeking lands on keyframes)
 
 
-def read_frame(title: Path, timestamp: float, probe: dict, plan: Plan) -> np.ndarray:
+def read_frame(title: Path, timestamp: float, probe: Probe, plan: Plan) -> np.ndarray:
     """The frame shown at `timestamp` (a probe timestamp) as RGB24, as the models get it: through the plan's
     filters (field matching or deinterlacing, crop, square pixels), read with the plan's colour.
 
     Seeks a few seconds before the frame and selects it by its timestamp, so a preview of a long film takes
     seconds per frame; if the seek overshoots (some program streams seek badly), decodes from the start.
     """
-    video = probe["video"]
-    fps = media.fraction(video["fps"])
+    fps = media.fraction(probe.video.fps)
     # a quarter frame early, so rounding never skips the frame itself
     wanted = timestamp - float(1 / fps) / 4
     colour = plan.colour
@@ -55,7 +55,7 @@ def read_frame(title: Path, timestamp: float, probe: dict, plan: Plan) -> np.nda
     filters = ",".join(f for f in (plan.filters, select, convert) if f)
     width, height = frame_size(plan)
     size = width * height * 3
-    seek = timestamp - probe["format"]["start_time"] - SEEK_BACK
+    seek = timestamp - probe.format.start_time - SEEK_BACK
     last = "no frame decoded"
     for start in ([seek, 0.0] if seek > 0 else [0.0]):
         # -copyts: the select sees the title's own timestamps, the ones frames.txt holds
@@ -118,7 +118,7 @@ def write_flip(pairs: list[tuple[Image.Image, Image.Image]], path: Path) -> None
         frames[0].save(tmp, format="PNG", save_all=True, append_images=frames[1:], duration=FLIP_MS, loop=0)
 
 
-def make_preview(title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings,
+def make_preview(title: Path, probe: Probe, timestamps: list[float], settings: UpscaleSettings,
                  stills: list[Path], flip: Path, log: logging.Logger, *, plan: Plan,
                  threads: int = 1) -> list[dict]:
     """Write one before/after still per path in `stills` and the flip animation; return what each shows.
@@ -161,14 +161,14 @@ def upscale_still(runner, frame: np.ndarray) -> np.ndarray:
     return result[0].cpu().numpy()
 
 
-def _stills(chain, title: Path, probe: dict, timestamps: list[float], settings: UpscaleSettings, stills: list[Path],
+def _stills(chain, title: Path, probe: Probe, timestamps: list[float], settings: UpscaleSettings, stills: list[Path],
             flip: Path, log: logging.Logger, plan: Plan, started: float) -> list[dict]:
     from ..frames.yuv import even
 
     width, height = frame_size(plan)
     scale = settings.scale or chain.scale
     out_w, out_h = even(width * scale), even(height * scale)
-    fps = media.fraction(probe["video"]["fps"])
+    fps = media.fraction(probe.video.fps)
     chosen = preview_frames(len(timestamps), len(stills))
     log.info("preview: %d frames of %d, %dx%d → %dx%d on %s", len(chosen), len(timestamps), width, height,
              out_w, out_h, chain.device)

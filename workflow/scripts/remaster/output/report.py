@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the report pages import no front end at run time
+    from ..disc.probe import Probe
     from ..frontend.plan import Plan
     from .verify import Verification
 
@@ -59,20 +60,20 @@ def tsv(columns: list[str], rows: list[list]) -> str:
 
 # --- the probe ---------------------------------------------------------------------------------------
 
-def probe_page(probe: dict, *, disc: str, shard_frames: int, shards: int, models: list[str],
+def probe_page(probe: Probe, *, disc: str, shard_frames: int, shards: int, models: list[str],
                scale: float | None, plan: Plan, facts: dict | None = None) -> str:
-    video = probe["video"]
+    video = probe.video
     rows = [
-        ["title file", probe.get("title_file")],
-        ["read from", ", ".join(probe.get("source_parts") or []) or probe.get("title_file")],
-        ["frames", probe["frame_count"]],
-        ["frame rate", video["fps"]],
-        ["duration (s)", round(float(video.get("duration") or 0), 3)],
-        ["stored size", f"{video['width']}×{video['height']} {video.get('codec')} {video.get('pix_fmt')}"],
-        ["aspect", f"SAR {video['sar']}, DAR {video['dar']}"],
-        ["field order", video.get("field_order")],
-        ["colour", f"{video.get('color_space')} / {video.get('color_primaries')} / {video.get('color_transfer')}, "
-                   f"range {video.get('color_range')}"],
+        ["title file", probe.title_file],
+        ["read from", ", ".join(probe.source_parts) or probe.title_file],
+        ["frames", probe.frame_count],
+        ["frame rate", video.fps],
+        ["duration (s)", round(video.duration, 3)],
+        ["stored size", f"{video.width}×{video.height} {video.codec} {video.pix_fmt}"],
+        ["aspect", f"SAR {video.sar}, DAR {video.dar}"],
+        ["field order", video.field_order],
+        ["colour", f"{video.color_space} / {video.color_primaries} / {video.color_transfer}, "
+                   f"range {video.color_range}"],
         ["shards", f"{shards} of up to {shard_frames} frames"],
         ["model chain", " → ".join(Path(m).name for m in models)],
         ["scale", "the chain's own" if scale is None else f"×{scale:g}"],
@@ -86,15 +87,15 @@ def probe_page(probe: dict, *, disc: str, shard_frames: int, shards: int, models
     if facts:
         sections.append(("Prepared title (what the models get)",
                          table(["key", "value"], [[k, v] for k, v in facts.items()])))
-    audio = [[n, a.get("codec"), a.get("channels"), a.get("sample_rate"), a.get("language") or "–",
-              round(float(a.get("start_time") or 0), 4)] for n, a in enumerate(probe.get("audio", []))]
+    audio = [[n, a.codec, a.channels, a.sample_rate, a.language or "–", round(a.start_time, 4)]
+             for n, a in enumerate(probe.audio)]
     sections.append(("Audio tracks (copied bit for bit)",
                      table(["track", "codec", "channels", "rate", "language", "start (s)"], audio)
                      if audio else "<p>none</p>"))
-    subtitles = [[n, s.get("codec"), s.get("language") or "–"] for n, s in enumerate(probe.get("subtitles", []))]
+    subtitles = [[n, s.codec, s.language or "–"] for n, s in enumerate(probe.subtitles)]
     if subtitles:
         sections.append(("Subtitles", table(["track", "codec", "language"], subtitles)))
-    chapters = [[n + 1, round(c["start"], 3), c.get("title") or ""] for n, c in enumerate(probe.get("chapters", []))]
+    chapters = [[n + 1, round(c.start, 3), c.title or ""] for n, c in enumerate(probe.chapters)]
     sections.append(("Chapters", table(["chapter", "start (s)", "title"], chapters) if chapters else "<p>none</p>"))
     return page(f"{disc}: what the probe found", *sections)
 

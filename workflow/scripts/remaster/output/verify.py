@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..disc.probe import Probe
 from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
@@ -130,7 +131,7 @@ class Expected:
     damage: tuple[tuple[float, float], ...] = ()
 
 
-def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool = False,
+def expectations(probe: Probe, plan: Plan, prepared: Prepared, *, retimed: bool = False,
                  interpolation_factor: int = 1) -> Expected:
     """The master's expected properties.
 
@@ -139,15 +140,15 @@ def expectations(probe: dict, plan: Plan, prepared: Prepared, *, retimed: bool =
     title's sections' times. Aspect, languages and chapters: the plan's. Frame interpolation multiplies frames
     and rate by its factor, and keeps the duration.
     """
-    video = probe["video"]
+    video = probe.video
     frames, fps = prepared.frame_count, Fraction(prepared.fps)
-    duration = float(frames / fps) if retimed else float(video.get("duration") or frames / fps)
+    duration = float(frames / fps) if retimed else float(video.duration or frames / fps)
     if prepared.vfr:
         # a variable-rate master lasts as long as its sections' frame times say (the source's length)
         duration = prepared.duration
     frames, fps = frames * interpolation_factor, fps * interpolation_factor
     aspect = media.fraction(plan.display_aspect)
-    video_offset = max(float(video.get("start_time", 0)) - float(probe["format"].get("start_time", 0)), 0.0)
+    video_offset = max(video.start_time - probe.format.start_time, 0.0)
     chapters = [float(c) + video_offset for c in plan.chapters]
     audio = [track.language for track in plan.audio]
     subtitles = [track.language for track in plan.subtitles]
@@ -328,20 +329,19 @@ def _start(stream: dict) -> float | None:
         return None
 
 
-def _sync_checks(probe: dict, info: dict, master: Path, audio: list[dict], frame: float) -> list[Check]:
+def _sync_checks(probe: Probe, info: dict, master: Path, audio: list[dict], frame: float) -> list[Check]:
     """Each audio track starts as far from the picture as in the source (within a frame): the lip sync."""
-    video = probe.get("video", {})
-    source_video = video.get("start_time")
-    if source_video is None or not audio:
+    source_video = probe.video.start_time
+    if not audio:
         return []
     times = _video_times(master)
     if not times:
         return []
     checks = []
-    for n, track in enumerate(probe.get("audio", [])):
-        if n >= len(audio) or track.get("start_time") is None or _start(audio[n]) is None:
+    for n, track in enumerate(probe.audio):
+        if n >= len(audio) or _start(audio[n]) is None:
             continue
-        want = float(track["start_time"]) - float(source_video)
+        want = track.start_time - source_video
         got = _start(audio[n]) - times[0]
         off = got - want
         checks.append(Check(f"audio_{n}_sync", abs(off) <= frame + SYNC_TOLERANCE, round(want, 4), round(got, 4),
@@ -351,7 +351,7 @@ def _sync_checks(probe: dict, info: dict, master: Path, audio: list[dict], frame
     return checks
 
 
-def check_container(master: Path, probe: dict, expected: Expected, title: Path | None) -> list[Check]:
+def check_container(master: Path, probe: Probe, expected: Expected, title: Path | None) -> list[Check]:
     """Every property that needs no decoding: duration, audio, languages, subtitles, chapters, aspect."""
     info = media.ffprobe_json(master)
     streams = info.get("streams", [])
@@ -368,14 +368,14 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
                            if expected.lost_frames else "")))
 
     audio = [s for s in streams if s.get("codec_type") == "audio"]
-    source_audio = probe.get("audio", [])
+    source_audio = probe.audio
     checks += _tracks("audio", source_audio, audio, expected.audio_languages)
     for n, track in enumerate(source_audio):
         if n >= len(audio):
-            checks.append(Check(f"audio_{n}", False, track.get("codec"), None,
-                                f"audio_{n}: source audio track {n} ({track.get('codec')}) is missing"))
+            checks.append(Check(f"audio_{n}", False, track.codec, None,
+                                f"audio_{n}: source audio track {n} ({track.codec}) is missing"))
         elif title is not None:
-            want, got = audio_hash(title, n, track.get("codec")), audio_hash(master, n, track.get("codec"))
+            want, got = audio_hash(title, n, track.codec), audio_hash(master, n, track.codec)
             checks.append(Check(f"audio_{n}", want is not None and want == got, want, got,
                                 f"audio_{n}: track {n} is not bit-identical to the source's "
                                 f"(md5 of its packets {got}, the source's {want})"))
@@ -384,9 +384,8 @@ def check_container(master: Path, probe: dict, expected: Expected, title: Path |
 
     subtitles = [s for s in streams if s.get("codec_type") == "subtitle"]
     # a forced-only copy of each track mixing forced and ordinary subpictures, then the closed captions (text)
-    mixed = [t for t in probe.get("subtitles", []) if 0 < t.get("forced", 0) < t.get("subpictures", 0)]
-    source_subtitles = probe.get("subtitles", []) + mixed + ([{"closed_captions": True}]
-                                                             if probe.get("video", {}).get("closed_captions") else [])
+    mixed = [t for t in probe.subtitles if t.mixed]
+    source_subtitles = [*probe.subtitles, *mixed, *(["closed captions"] if probe.video.closed_captions else [])]
     checks += _tracks("subtitle", source_subtitles, subtitles, expected.subtitle_languages)
 
     starts = [float(c.get("start_time", 0)) for c in info.get("chapters", [])]
@@ -424,7 +423,7 @@ def _damage(expected: Expected) -> tuple[LostPictures, ...]:
     return tuple(found)
 
 
-def verify_master(master: Path, probe: dict, title: Path | None = None, *, plan: Plan, prepared: Prepared,
+def verify_master(master: Path, probe: Probe, title: Path | None = None, *, plan: Plan, prepared: Prepared,
                   prepared_file: Path | None = None, retimed: bool = False,
                   interpolation_factor: int = 1) -> Verification:
     """Check the master against its source and return every check (a differing property never raises).
