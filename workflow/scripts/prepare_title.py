@@ -21,18 +21,17 @@ with reported(log):
                           expected_seconds=probe.video.duration, log=log, retime=snakemake.params.retime)
     # the probe writes every frame's time next to probe.json: gaps in it are frames the disc lost
     timestamps = [float(t) for t in Path(snakemake.input.frames).read_text().split()]
-    facts["damaged"] = damaged_ranges(timestamps)
-    for start, end in facts["damaged"]:
+    # the shard table is fixed here, once: every later step reads it from this record
+    record = Prepared.from_facts({**facts, "damaged": damaged_ranges(timestamps)}, int(snakemake.params.shard_frames))
+    for start, end in record.damaged:
         log.warning("damaged: %.2f-%.2f s: frames missing from the source, the last good one repeated", start, end)
-    if facts["repeated_frames"] or facts["dropped_frames"]:
+    if record.repeated_frames or record.dropped_frames:
         log.warning("timestamps had gaps or overlaps (a damaged disc?): %d frames repeated, %d dropped to keep sync",
-                    facts["repeated_frames"], facts["dropped_frames"])
-    log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", facts["frame_count"], facts["fps"], facts["width"],
-             facts["height"], facts["seconds"])
-    for section in facts.get("timed", []):
+                    record.repeated_frames, record.dropped_frames)
+    log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", record.frame_count, record.fps, record.width,
+             record.height, record.seconds)
+    for section in record.timed:
         log.info("%s: %d frames from %.3f s, %.2f ms apart", section["kind"], section["frames"],
                  float(Fraction(section["start"])), float(Fraction(section["step"])) * 1000)
-    # the shard table is fixed here, once: every later step reads it from this record
-    record = Prepared.from_facts(facts, int(snakemake.params.shard_frames))
     record.dump(snakemake.output.facts)
     log.info("%d shards of at most %d frames", len(record.shards), snakemake.params.shard_frames)
