@@ -17,24 +17,11 @@ from remaster.frames import interpolate as interp
 from remaster.models.rife import IFNet, expected_keys, load_ifnet, warp
 from remaster.run.errors import RemasterError
 from remaster.run.settings import InterpolateSettings, from_config
+from support.rife import SMALL, make_ifnet
 from support.workflow import ffprobe, frame_count, snakemake, stream_bytes, write_config
 
 WIDTH, HEIGHT = 96, 64
-SMALL = (16, 16, 16, 16)  # the real layout's key names at a fraction of its widths (192/128/96/64)
 LOG = logging.getLogger("test_interpolate")
-
-
-def make_ifnet(path: Path, *, widths=SMALL, seed: int = 0, prefix: str = "") -> Path:
-    """A random-weight IFNet 4.6 saved as Practical-RIFE saves it (.pkl, `module.` keys) or as safetensors."""
-    torch.manual_seed(seed)
-    state = {prefix + k: v.contiguous() for k, v in IFNet(widths).state_dict().items()}
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        save_file(state, str(path))
-    else:
-        torch.save(state, path)
-    return path
 
 
 @pytest.fixture(scope="module")

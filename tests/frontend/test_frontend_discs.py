@@ -144,7 +144,7 @@ def test_hybrid_title_becomes_a_variable_rate_master(tmp_path, tiny_model):
 
 @pytest.mark.skipif(not shutil.which("mkvmerge"), reason="mkvtoolnix (mkvmerge) not installed")
 def test_hybrid_title_interpolated_keeps_its_frame_times(tmp_path, tiny_model):
-    from test_interpolate import make_ifnet
+    from support.rife import make_ifnet
 
     disc, film, video = cadence.hybrid(tmp_path)
     work = tmp_path / "work"
