@@ -76,7 +76,7 @@ def test_cadence_sections_split_at_a_break_and_between_film_and_video():
         ("film", 0, 13, 2), ("film", 13, 30, 4), ("video", 30, 40, None)]
     timed = section_times(sections)
     # 13 frames less 3 repeats, 17 less 4, then 10 frames of video at the field rate
-    assert [s["frames"] for s in timed] == [10, 13, 20]
+    assert [s.frames for s in timed] == [10, 13, 20]
     times = frame_times(timed)
     assert all(b > a for a, b in zip(times, times[1:]))  # strictly increasing, no repeated timestamp
     assert times[-1] < Fraction(40 * 1001, 30000)

@@ -4,6 +4,8 @@ the plan, read back as it was written."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
 from remaster.run import records
@@ -85,7 +87,8 @@ def test_the_prepared_title_reads_back_typed_with_its_shard_table(tmp_path):
     prepared.dump(tmp_path / "prepared.json")
     again = records.Prepared.load(tmp_path / "prepared.json")
     assert again == prepared and [s.frames for s in again.shards] == [10, 10, 5]
-    assert again.damaged == ((0.5, 0.6),) and again.vfr and again.timed[0]["kind"] == "film"
+    assert again.damaged == ((0.5, 0.6),) and again.vfr and again.timed[0].kind == "film"
+    assert again.timed[0].end == Fraction(25 * 1001, 24000) and len(again.timed[0].times(2)) == 50
     assert again.shard("0002") == records.Shard("0002", 20, 25)
     # the file keeps the keys the earlier steps wrote: the facts flat, the shard table beside them
     assert {**json.loads((tmp_path / "prepared.json").read_text()), "shards": None} == {**facts, "shards": None}

@@ -56,11 +56,11 @@ with reported(log):
     try:
         if vfr:
             # a hybrid title: film at 23.976 and video at the field rate, each frame at its real time
-            times_file.write_text(timestamps_v2(frame_times(list(prepared.timed), factor)))
+            times_file.write_text(timestamps_v2(frame_times(prepared.timed, factor)))
             for cmd in retime_commands(list_file, joined, times_file, retimed):
                 media.run(cmd, what=f"{output}: giving the video its frame times")
             log.info("variable rate: %d sections with real frame times (%s)", len(prepared.timed),
-                     ", ".join(f"{s['kind']} {s['frames'] * factor} frames" for s in prepared.timed))
+                     ", ".join(f"{s.kind} {s.frames * factor} frames" for s in prepared.timed))
         with atomic_output(output) as tmp:
             cmd = mux_command(
                 list_file, tmp, plan=plan, offsets=offsets, video=retimed if vfr else None,

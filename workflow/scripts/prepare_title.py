@@ -31,7 +31,7 @@ with reported(log):
     log.info("prepared %d frames at %s fps (%dx%d) in %.1f s", record.frame_count, record.fps, record.width,
              record.height, record.seconds)
     for section in record.timed:
-        log.info("%s: %d frames from %.3f s, %.2f ms apart", section["kind"], section["frames"],
-                 float(Fraction(section["start"])), float(Fraction(section["step"])) * 1000)
+        log.info("%s: %d frames from %.3f s, %.2f ms apart", section.kind, section.frames,
+                 float(Fraction(section.start)), float(Fraction(section.step)) * 1000)
     record.dump(snakemake.output.facts)
     log.info("%d shards of at most %d frames", len(record.shards), snakemake.params.shard_frames)

@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..run.records import TimedSection
 from .measure import DECIMATE_LINE, FIELDMATCH_LINE, NTSC_RATE, PULLDOWN, SCENE_CHANGE, ffmpeg_log
 
 if TYPE_CHECKING:  # scan imports this module
@@ -141,7 +142,8 @@ def in_sections(sections, kind: str, per: int = 1) -> str:
     return "+".join(spans) or "0"
 
 
-def section_times(sections, *, source_fps: Fraction = NTSC_RATE, deinterlace_rate: str = "field") -> list[dict]:
+def section_times(sections, *, source_fps: Fraction = NTSC_RATE,
+                  deinterlace_rate: str = "field") -> list[TimedSection]:
     """Each section's frames after the front end and their real times: film pictures once, 4/5 of the
     source rate (23.976 on NTSC), video one frame per field (or per frame), every section starting
     when its first source frame did.  Frame k of a section is shown at ``start + k * step``."""
@@ -158,16 +160,12 @@ def section_times(sections, *, source_fps: Fraction = NTSC_RATE, deinterlace_rat
             frames = span - drops
             # a run cut mid-cycle holds a picture more than 4/5 of its frames: squeeze, never overlap the next
             step = min(Fraction(5, 4) / rate, Fraction(span) / rate / max(frames, 1))
-        out.append({"kind": s["kind"], "frames": frames, "start": f"{begin.numerator}/{begin.denominator}",
-                    "step": f"{step.numerator}/{step.denominator}"})
+        out.append(TimedSection(s["kind"], frames, f"{begin.numerator}/{begin.denominator}",
+                                f"{step.numerator}/{step.denominator}"))
     return out
 
 
-def frame_times(timed_sections: list[dict], factor: int = 1) -> list[Fraction]:
-    """Every frame's time from :func:`section_times`; ``factor`` frames per frame when interpolated
+def frame_times(timed_sections, factor: int = 1) -> list[Fraction]:
+    """Every frame's time from :func:`section_times`' sections; ``factor`` frames per frame when interpolated
     (the new frames evenly between)."""
-    times = []
-    for s in timed_sections:
-        start, step = Fraction(s["start"]), Fraction(s["step"]) / factor
-        times += [start + k * step for k in range(s["frames"] * factor)]
-    return times
+    return [t for section in timed_sections for t in section.times(factor)]

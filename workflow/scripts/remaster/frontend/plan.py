@@ -15,7 +15,7 @@ from typing import Any
 
 from ..disc.probe import DiscFacts, Probe
 from ..run.errors import RemasterError
-from ..run.records import Record
+from ..run.records import Record, TimedSection
 from ..run.settings import FrontEndSettings
 from . import colour as colours
 from .cadence import hybrid_chains, section_summary, section_times
@@ -79,7 +79,7 @@ class Cadence(Record):
 
     pulldown: bool
     sections: tuple[dict, ...]
-    timed: tuple[dict, ...]
+    timed: tuple[TimedSection, ...]
     film: str | None = None  # hybrid titles: the film sections' chain, and the video sections'
     video: str | None = None
 

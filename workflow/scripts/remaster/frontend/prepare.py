@@ -169,15 +169,14 @@ def _prepare_hybrid(title: Path, plan: Plan, out_path: Path, *, log: logging.Log
     frames = media.count_packets(tmp)
     fps = Fraction(plan.fps)
     timed = list(plan.cadence.timed)
-    expected = sum(s["frames"] for s in timed)
+    expected = sum(s.frames for s in timed)
     if plan.vfr and frames != expected:
         tmp.unlink(missing_ok=True)
         raise RemasterError(f"{title}: the hybrid title's sections gave {frames} frames, their timestamps "
                             f"expect {expected}; set vfr: false for a constant-rate master")
     tmp.replace(out_path)
     if plan.vfr:
-        last = timed[-1]
-        seconds = float(Fraction(last["start"]) + last["frames"] * Fraction(last["step"]))
+        seconds = float(timed[-1].end)
     else:
         seconds = float(frames / fps)
     return {

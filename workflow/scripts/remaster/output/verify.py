@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..disc.probe import Probe
 from ..frontend.plan import Plan
 from ..run import media
 from ..run.errors import RemasterError
-from ..run.records import Prepared, Record
+from ..run.records import Prepared, Record, TimedSection
 from .flicker import FlickerMeter, ShardFlicker, summary
 
 DAR_TOLERANCE = 0.01  # relative
@@ -302,7 +303,7 @@ def _video_times(path: Path) -> list[float]:
 TIMESTAMP_TOLERANCE = 0.0015
 
 
-def check_timestamps(master: Path, timed: list[dict], factor: int = 1) -> Check:
+def check_timestamps(master: Path, timed: Sequence[TimedSection], factor: int = 1) -> Check:
     """A variable-rate master: every frame at the time its section gives it (relative to the first frame),
     the times strictly increasing."""
     from ..frontend.cadence import frame_times  # verify stays importable without the analysis constants
@@ -438,7 +439,7 @@ def verify_master(master: Path, probe: Probe, title: Path | None = None, *, plan
     expected = expectations(probe, plan, prepared, retimed=retimed, interpolation_factor=interpolation_factor)
     checks = check_container(master, probe, expected, title)
     if prepared.vfr:
-        checks.append(check_timestamps(master, list(prepared.timed), interpolation_factor))
+        checks.append(check_timestamps(master, prepared.timed, interpolation_factor))
 
     # the shard table fixed at prepare time, each shard's frames multiplied by the interpolation
     bounds = [(shard.name, shard.start * interpolation_factor, shard.end * interpolation_factor)

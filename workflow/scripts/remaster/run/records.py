@@ -14,6 +14,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, fields, is_dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,7 +81,7 @@ def _typed(hint: Any, value: Any) -> Any:
     if origin is dict:
         return {key: _typed(args[1], item) for key, item in value.items()} if args else dict(value)
     if isinstance(hint, type) and is_dataclass(hint) and hasattr(hint, "from_dict"):
-        return hint.from_dict(value)
+        return value if isinstance(value, hint) else hint.from_dict(value)
     if hint is Path:
         return Path(value)
     if hint in (int, float) and not isinstance(value, bool):
@@ -143,6 +144,29 @@ def shard_table(frame_count: int, shard_frames: int) -> tuple[Shard, ...]:
 
 
 @dataclass(frozen=True)
+class TimedSection(Record):
+    """One section of a hybrid title at its real rate (film at 4/5 of the source's, video at its field rate):
+    its frames and their times, frame k at ``start + k * step`` s (exact fractions, as text)."""
+
+    what = "timed section"
+
+    kind: str  # "film" or "video"
+    frames: int
+    start: str
+    step: str
+
+    def times(self, factor: int = 1) -> list[Fraction]:
+        """Each frame's time; ``factor`` frames per frame when interpolated (the new ones evenly between)."""
+        start, step = Fraction(self.start), Fraction(self.step) / factor
+        return [start + k * step for k in range(self.frames * factor)]
+
+    @property
+    def end(self) -> Fraction:
+        """When the section's last frame ends (s)."""
+        return Fraction(self.start) + self.frames * Fraction(self.step)
+
+
+@dataclass(frozen=True)
 class Prepared(Record):
     """The prepared title: what prepare_title made (frames, rate, size, damage found) and its shard table."""
 
@@ -158,7 +182,7 @@ class Prepared(Record):
     dropped_frames: int = 0
     seconds: float = 0.0  # how long preparing took
     vfr: bool = False  # a hybrid title kept at its sections' real rates
-    timed: tuple[dict, ...] = ()  # those sections (the plan's cadence.timed): kind, frames, start, step
+    timed: tuple[TimedSection, ...] = ()  # those sections (the plan's cadence.timed)
     damaged: tuple[tuple[float, float], ...] = ()  # (start, end) s of pictures the source lost
 
     def shard(self, name: str) -> Shard:
