@@ -12,6 +12,8 @@ swscale's rgb48 path gives 943 (a scaling error of 0.3%), so masters made since 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,8 +34,10 @@ def frame_words(width: int, height: int) -> int:
     return width * height + 2 * (width // 2) * (height // 2)
 
 
+@lru_cache(maxsize=8)
 def _matrix(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """RGB → (Y, Cb, Cr) already in 10-bit codes, as a 1×1 convolution's weight and bias (one pass)."""
+    """RGB → (Y, Cb, Cr) already in 10-bit codes, as a 1×1 convolution's weight and bias (one pass); made
+    once per device, not copied to the GPU again for every batch (never modified: callers only read it)."""
     y = (KR, KG, KB)
     cb = tuple((b - v) / (2 * (1 - KB)) for b, v in zip((0, 0, 1), y))
     cr = tuple((r - v) / (2 * (1 - KR)) for r, v in zip((1, 0, 0), y))
