@@ -12,7 +12,7 @@ import logging
 import torch
 
 from ..models.devices import Device, is_out_of_memory
-from ..run.errors import RemasterError
+from ..run.errors import RemasterError, first_line
 from .budget import shrink
 from .convert import run_chain, to_model
 
@@ -71,7 +71,7 @@ class Runner:
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
-                reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else "out of memory"
+                reason = first_line(error, 120)
             if reason is not None:  # outside the handler: the failed attempt's tensors are freed by now
                 self._shrink(height, width, reason)
                 continue
