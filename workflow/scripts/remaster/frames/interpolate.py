@@ -224,13 +224,9 @@ class Interpolator:
 
     def _prove(self, precision: str, name: str) -> torch.dtype:
         """The precision to run: `auto`'s first that gives a test pair like fp32 does, or the one asked for."""
-        from ..models.loading import DTYPES
-        from ..models.precision import AUTO_ORDER, first_that_matches, prove_frame
+        from ..models.precision import first_that_matches, network_candidates, prove_frame
 
-        if precision == "auto":
-            candidates = [dtype for dtype in AUTO_ORDER if self.kit.supports(dtype)]
-        else:
-            candidates = [DTYPES[precision]]
+        candidates = network_candidates(self.device, precision)
         first = prove_frame(None, self.device)
         second = first.roll(3, -1)
         model = copy.deepcopy(self.reference).to(self.device)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..models.loading import run_tiled
-from ..models.precision import AUTO_ORDER, first_that_matches
+from ..models.precision import first_that_matches, network_candidates
 from ..models.temporalfix import RADIUS, WINDOW, load_temporalfix
 from ..run.errors import RemasterError
 from .runner import Runner  # the one run path for models
@@ -71,13 +71,9 @@ class TemporalChain:
 def _proven_dtype(network: torch.nn.Module, device: torch.device, precision: str, log: logging.Logger) -> torch.dtype:
     """fp32 on the CPU; on a GPU the requested precision, or (auto) the fastest, that matches fp32 on a test
     window within the models' tolerance (`precision.first_that_matches`)."""
-    from ..models.devices import Device
-    from ..models.loading import DTYPES
-
     if device.type == "cpu":
         return torch.float32
-    candidates = ([dtype for dtype in AUTO_ORDER if Device(device).supports(dtype)] if precision == "auto"
-                  else [DTYPES[precision]])
+    candidates = network_candidates(device, precision)
     generator = torch.Generator().manual_seed(0)
     window = torch.rand((1, WINDOW, 3, 72, 104), generator=generator).to(device)
 

@@ -142,6 +142,16 @@ def step_candidates(step: ImageModelDescriptor, device: torch.device, requested:
     return [dtype]
 
 
+def network_candidates(device: torch.device, precision: str) -> list[torch.dtype]:
+    """What to try for a network that is not a spandrel step (RIFE, TemporalFix), which claims every
+    precision: `auto`'s the device runs, fastest first, or exactly the precision asked for."""
+    from .devices import Device
+
+    if precision != "auto":
+        return [DTYPES[precision]]
+    return [dtype for dtype in AUTO_ORDER if Device(device).supports(dtype)]
+
+
 def first_that_matches(run: Callable[[torch.dtype], torch.Tensor], candidates: list[torch.dtype], *, what: str,
                        log: logging.Logger | None = None, explicit: bool = False,
                        key: str = "precision") -> torch.dtype:
