@@ -115,22 +115,28 @@ def model_files(wildcards):
     return [str(step.path) for step in settings(wildcards).upscale.models]
 
 
+def reader_rule(wildcards) -> str | None:
+    """The rule that reads the source into the one title file: read_title (a DVD), join_vobs (VOB files), or
+    none (a video file, read as it is)."""
+    source = MASTERS[wildcards.disc].source
+    if source.is_dvd:
+        return "read_title"
+    return "join_vobs" if source.needs_reading else None
+
+
 def title_file(wildcards):
     """The file the rest of the workflow reads: the DVD title as read_title wrote it, the joined VOBs, or the
     user's single file as is."""
-    source = MASTERS[wildcards.disc].source
-    if source.is_dvd:
-        return f"results/{wildcards.disc}/read_title/title.mkv"
-    if source.needs_reading:
-        return f"results/{wildcards.disc}/join_vobs/title.vob"
-    return str(source.parts[0])
+    reader = reader_rule(wildcards)
+    if reader is None:
+        return str(MASTERS[wildcards.disc].source.parts[0])
+    return getattr(rules, reader).output.title.format(disc=wildcards.disc)
 
 
-def disc_record(wildcards) -> str | list:
-    """read_title's record of the title it chose (beside the title file it read), or none for a video file."""
-    if not MASTERS[wildcards.disc].source.needs_reading:
-        return []
-    return str(Path(title_file(wildcards)).with_name("disc.json"))
+def disc_record(wildcards):
+    """The record of the title the reading rule chose (disc.json), or none for a video file."""
+    reader = reader_rule(wildcards)
+    return [] if reader is None else getattr(rules, reader).output.disc.format(disc=wildcards.disc)
 
 
 def prepared(wildcards) -> Prepared:
