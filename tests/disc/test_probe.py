@@ -19,7 +19,6 @@ from remaster.disc.probe import (
     ProbeVideo,
     probe_title,
 )
-from remaster.run.errors import RemasterError
 from support.sources import CLIPS, decoded_frames, make_clip
 
 
@@ -68,16 +67,3 @@ def test_the_probe_reads_back_as_it_was_written(tmp_path, disc):
     assert "forced" in data["subtitles"][0] and "forced" not in data["subtitles"][1]
     assert data["disc"] == (None if disc is None else {**disc.as_dict(), "chapters": [0.0, 60.0]})
     assert Probe.load(path).subtitles[0].mixed and not Probe.load(path).subtitles[1].mixed
-
-
-@pytest.mark.unit
-def test_a_damaged_probe_is_one_line_naming_the_file(tmp_path):
-    path = tmp_path / "probe.json"
-    path.write_text('{"title_file": "title.mkv", "format": {}')
-    with pytest.raises(RemasterError, match=r"probe\.json: cannot read"):
-        Probe.load(path)
-    path.write_text(json.dumps({"title_file": "title.mkv", "format": {}, "video": {"width": 720}}))
-    with pytest.raises(RemasterError) as error:
-        Probe.load(path)
-    assert str(path) in str(error.value) and "not a probe record" in str(error.value)
-    assert "\n" not in str(error.value)

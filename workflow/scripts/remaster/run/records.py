@@ -99,6 +99,8 @@ class Record:
 
     @classmethod
     def from_dict(cls, data: dict):
+        if not isinstance(data, dict):  # a list or a number where the record's mapping belongs
+            raise TypeError(f"a JSON {type(data).__name__} where a mapping belongs")
         hints = typing.get_type_hints(cls)
         return cls(**{item.name: _typed(hints[item.name], data[item.name]) for item in fields(cls)
                       if item.name in data or not _has_default(item)})
