@@ -48,7 +48,7 @@ with reported(log):
     if plan.chapters:
         chapters_file.write_text(chapters_metadata([c + video_offset for c in plan.chapters],
                                                    video_offset + prepared.duration))
-    factor = snakemake.params.get("factor", 1)
+    factor = snakemake.params.factor
     vfr = prepared.vfr
     retimed = output.with_name(f".{output.name}.video.mkv")
     joined = output.with_name(f".{output.name}.joined.mkv")

@@ -20,7 +20,7 @@ with reported(log):
     result = verify_master(Path(snakemake.input.master), probe, Path(snakemake.input.title), plan=plan,
                            prepared=prepared, prepared_file=Path(snakemake.input.prepared),
                            retimed=snakemake.params.retimed,
-                           interpolation_factor=snakemake.params.get("interpolation_factor", 1))
+                           interpolation_factor=snakemake.params.interpolation_factor)
     overall = result.flicker.overall
     for check in result.checks:
         log.info("%-16s %s", check.name, "ok" if check.ok else f"FAILED: {check.message}")

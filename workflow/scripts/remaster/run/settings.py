@@ -270,9 +270,9 @@ def from_config(config: dict) -> Settings:
         encoder=EncoderSettings(**encoder),
         frontend=frontend_settings(config),
         interpolate=interpolate_settings(config),
-        title_number=_title_number(config.get("title_number", "auto")),
-        angle=int(config.get("angle", 1)),
-        reference=Path(config["reference"]) if config.get("reference") else None,
+        title_number=_title_number(config["title_number"]),
+        angle=int(config["angle"]),
+        reference=Path(config["reference"]) if config["reference"] else None,
     )
 
 
