@@ -116,8 +116,8 @@ def model_files(wildcards):
 
 
 def reader_rule(wildcards) -> str | None:
-    """The rule that reads the source into the one title file: read_title (a DVD), join_vobs (VOB files), or
-    none (a video file, read as it is)."""
+    """Which step reads the source into the one title file, read_title (a DVD) or join_vobs (VOB files);
+    None for a video file, which is read as it is."""
     source = MASTERS[wildcards.disc].source
     if source.is_dvd:
         return "read_title"
@@ -136,7 +136,11 @@ def title_file(wildcards):
 def disc_record(wildcards):
     """The record of the title the reading rule chose (disc.json), or none for a video file."""
     reader = reader_rule(wildcards)
-    return [] if reader is None else getattr(rules, reader).output.disc.format(disc=wildcards.disc)
+    return (
+        []
+        if reader is None
+        else getattr(rules, reader).output.disc.format(disc=wildcards.disc)
+    )
 
 
 def prepared(wildcards) -> Prepared:
